@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the system tools Shipyard uses beyond Python packages: bubblewrap (instance isolation).
+# As root it installs them with apt-get; otherwise it says what is missing and carries on,
+# because Shipyard still runs (without isolation) and says so in `shipyard status`.
+set -euo pipefail
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing ${missing[*]} with apt-get" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "setup: ${missing[*]} not installed; instances will run without a sandbox." >&2
+  echo "setup: install with: sudo apt-get install ${missing[*]}" >&2
+fi
