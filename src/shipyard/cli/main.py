@@ -1,0 +1,61 @@
+"""The `shipyard` command: the group, global conventions, and the translation of errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from shipyard import __version__
+from shipyard.errors import ShipyardError, SpecError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="shipyard")
+def cli() -> None:
+    """Shipyard: deploy microservices from a git repository of YAML — on one machine, without downtime.
+
+    \b
+    Exit status: 0 success, 1 failure, 2 usage error.
+    Data goes to stdout, diagnostics to stderr; NO_COLOR is honoured.
+    """
+
+
+def _register() -> None:
+    from shipyard.cli import spec_commands
+
+    for command in spec_commands.COMMANDS:
+        cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: ShipyardError becomes one line per problem on stderr and exit 1."""
+    _register()
+    try:
+        cli.main(args=argv, prog_name="shipyard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except SpecError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        count = len(exc.problems)
+        click.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
+        sys.exit(1)
+    except ShipyardError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

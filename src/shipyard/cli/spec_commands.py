@@ -1,0 +1,69 @@
+"""Commands that read a config repository offline: validate, render, schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shipyard.cli.output import emit, info, to_json
+from shipyard.errors import SpecError
+from shipyard.spec.load import load_project
+from shipyard.spec.render import check, render
+from shipyard.spec.schema import json_schema
+
+PROJECT_DIR = click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard validate examples/shop
+  shipyard validate examples/shop --env prod
+""")
+@PROJECT_DIR
+@click.option("--env", "environment", metavar="NAME", help="Check only this environment (default: all).")
+def validate(directory: Path, environment: str | None) -> None:
+    """Check a config repository and report every problem as FILE:LINE:COL: error: FIELD: message."""
+    _require_dir(directory)
+    problems = check(directory, environment)
+    if problems:
+        raise SpecError(problems)
+    source = load_project(directory)
+    environments = [environment] if environment else sorted(source.environments)
+    info(f"{directory}: valid — project {source.project.name if source.project else '?'}, "
+         f"{len(source.services)} services, environments {', '.join(environments)}")
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard render examples/shop --env prod
+  shipyard render examples/shop --env dev -o json | jq '.services.catalog.replicas'
+""")
+@PROJECT_DIR
+@click.option("--env", "environment", metavar="NAME", required=True, help="The environment to render.")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def render_command(directory: Path, environment: str, output: str) -> None:
+    """Print the fully merged desired state of an environment, every default filled in."""
+    _require_dir(directory)
+    emit(render(directory, environment).to_dict(), output)
+
+
+render_command.name = "render"
+
+
+@click.command(epilog="""\b
+Example (VS Code, redhat.vscode-yaml), in settings.json:
+  "yaml.schemas": {"./shipyard.schema.json": ["shipyard.yaml", "services/*.yaml", "environments/*.yaml"]}
+  after: shipyard schema > shipyard.schema.json
+""")
+def schema() -> None:
+    """Print the JSON Schema of the config format, for editors' YAML language servers."""
+    click.echo(to_json(json_schema()))
+
+
+def _require_dir(directory: Path) -> None:
+    if not directory.is_dir():
+        raise click.UsageError(f"no such directory: {directory}")
+
+
+COMMANDS = [validate, render_command, schema]

@@ -1,0 +1,1 @@
+"""The config repository format: models, loading with source positions, overlays, rendering."""

@@ -1,0 +1,263 @@
+"""The models of the config repository format (apiVersion shipyard/v1): data only, with defaults."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic.alias_generators import to_camel
+
+from shipyard.spec.types import CountOrPercent, Cpu, Duration, EnvValue, Fraction, Memory
+from shipyard.spec.units import parse_duration
+
+API_VERSION = "shipyard/v1"
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_RE = re.compile(NAME_PATTERN)
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=40)]
+
+
+class Model(BaseModel):
+    """Base of every model: camelCase keys in YAML, unknown keys rejected, values immutable."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class Document(Model):
+    api_version: Literal["shipyard/v1"] = Field(description="Always `shipyard/v1`.")
+
+
+# ---- service -------------------------------------------------------------------------------------
+
+
+class Artifact(Model):
+    path: str = Field(min_length=1, description="Directory of the config repository holding the service's code; "
+                      "snapshotted per release.")
+    command: list[str] = Field(min_length=1, description="argv run inside the snapshot, e.g. `[python3, app.py]`.")
+
+
+class Endpoint(Model):
+    port: Optional[int] = Field(default=None, ge=1024, le=65535,
+                                description="Stable port on 127.0.0.1; assigned and kept when absent.")
+
+
+class Ingress(Model):
+    host: Optional[str] = Field(default=None, min_length=1, description="Route requests with this Host header.")
+    path: Optional[str] = Field(default=None, pattern=r"^/", description="Route requests whose path starts here.")
+
+    @model_validator(mode="after")
+    def _host_or_path(self) -> "Ingress":
+        if self.host is None and self.path is None:
+            raise ValueError("ingress needs a host, a path, or both")
+        return self
+
+
+class Resources(Model):
+    cpu: Cpu = Field(default=0.1, gt=0, description="CPU cores (`0.5`) or millicores (`250m`) requested and enforced.")
+    memory: Memory = Field(default=128 * 1024**2, gt=0, description="Memory limit, e.g. `128Mi`, `1Gi`.")
+
+
+class Probe(Model):
+    path: str = Field(default="/healthz", pattern=r"^/", description="HTTP path probed on the instance's port.")
+    interval: Duration = Field(default=1.0, gt=0, description="Time between probes.")
+    timeout: Duration = Field(default=1.0, gt=0, description="Time a probe may take.")
+    failure_threshold: int = Field(default=3, ge=1, description="Consecutive failures before the probe fails.")
+
+
+class Health(Model):
+    readiness: Probe = Field(default_factory=Probe, description="Gates traffic: an instance gets requests once it passes.")
+    liveness: Probe = Field(default_factory=lambda: Probe(interval=5.0, timeout=2.0),
+                            description="An instance failing it is replaced.")
+    startup_timeout: Duration = Field(default=30.0, gt=0,
+                                      description="An instance not ready within this is replaced and counted as a failure.")
+
+
+class Stop(Model):
+    grace_period: Duration = Field(default=10.0, ge=0, description="Time between SIGTERM and killing what is left.")
+
+
+class Routing(Model):
+    timeout: Duration = Field(default=0.0, ge=0, description="Whole-request timeout at the proxy; `0s` means none "
+                              "(long requests and WebSockets are not cut).")
+    idle_timeout: Duration = Field(default=300.0, gt=0, description="A request or connection idle this long is closed.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries on connect failure or reset (idempotent methods).")
+
+
+class RollingStrategy(Model):
+    max_surge: CountOrPercent = Field(default="25%", description="Instances above `replicas` during a rollout.")
+    max_unavailable: CountOrPercent = Field(default=0, description="Instances below `replicas` during a rollout.")
+    min_ready: Duration = Field(default=0.0, ge=0, description="How long a new instance must stay ready to count as available.")
+    progress_deadline: Duration = Field(default=600.0, gt=0, description="A rollout not done by then is marked failed and stops.")
+
+
+class CommandGate(Model):
+    command: list[str] = Field(min_length=1, description="Run with `$TARGET_URL` set to the canary/preview endpoint; exit 0 passes.")
+    timeout: Duration = Field(default=60.0, gt=0)
+
+
+class UrlGate(Model):
+    url: str = Field(min_length=1, description="GET; `{target}` is replaced by the canary/preview endpoint; 2xx passes.")
+    timeout: Duration = Field(default=10.0, gt=0)
+
+
+class ApprovalGate(Model):
+    approval: Literal[True] = Field(description="Wait for `shipyard rollout approve SERVICE`.")
+
+
+def _gate_kind(value: object) -> str | None:
+    keys = _keys(value)
+    return next((kind for kind in ("command", "url", "approval") if kind in keys), None)
+
+
+def _keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value)
+    return set(getattr(value, "model_fields_set", ()) or ())
+
+
+Gate = Annotated[
+    Union[Annotated[CommandGate, Tag("command")], Annotated[UrlGate, Tag("url")], Annotated[ApprovalGate, Tag("approval")]],
+    Discriminator(_gate_kind, custom_error_type="gate_kind",
+                  custom_error_message="a gate needs one of: command, url, approval"),
+]
+
+
+class BlueGreenStrategy(Model):
+    auto_promote: bool = Field(default=True, description="Switch traffic once green is ready and the checks pass.")
+    scale_down_delay: Duration = Field(default=30.0, ge=0, description="How long blue keeps running after the switch (undo window).")
+    pre_promotion: list[Gate] = Field(default_factory=list, description="Checks against the preview endpoint before the switch.")
+
+
+class HeaderMatch(Model):
+    name: str = Field(min_length=1)
+    exact: Optional[str] = None
+    prefix: Optional[str] = None
+    regex: Optional[str] = None
+
+
+class CookieMatch(Model):
+    name: str = Field(min_length=1)
+    exact: str
+
+
+class Match(Model):
+    header: Optional[HeaderMatch] = None
+    cookie: Optional[CookieMatch] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Match":
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("a match has exactly one of header or cookie")
+        return self
+
+
+MetricName = Literal["requestRate", "successRate", "errorRate", "latencyP50", "latencyP95", "latencyP99"]
+
+
+def _number_or_duration_ms(value: object) -> object:
+    # Latency thresholds read naturally as durations (`500ms`); they are compared in milliseconds.
+    if isinstance(value, str):
+        return parse_duration(value) * 1000
+    return value
+
+
+Threshold = Annotated[float, BeforeValidator(_number_or_duration_ms)]
+
+
+class ThresholdAnalysis(Model):
+    metric: MetricName = Field(description="A built-in metric of the canary over the check window "
+                               "(latency in milliseconds; a duration like `500ms` is accepted).")
+    min: Optional[Threshold] = None
+    max: Optional[Threshold] = None
+
+
+class CompareAnalysis(Model):
+    compare: Literal["errorRate", "latency"] = Field(description="Compare canary with primary over the same window.")
+    max_increase: Fraction = Field(default=0.0, ge=0, description="Tolerated increase, e.g. `20%`.")
+    confidence: Fraction = Field(default=0.95, gt=0, lt=1, description="Confidence of the statistical test.")
+
+
+class PrometheusAnalysis(Model):
+    metric: Literal["prometheus"]
+    query: str = Field(min_length=1, description="PromQL; `{service}` and `{release}` are substituted.")
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+
+def _analysis_kind(value: object) -> str | None:
+    keys = _keys(value)
+    if "compare" in keys:
+        return "compare"
+    if "metric" in keys:
+        metric = value.get("metric") if isinstance(value, dict) else getattr(value, "metric", None)
+        return "prometheus" if metric == "prometheus" else "threshold"
+    return None
+
+
+Analysis = Annotated[
+    Union[Annotated[PrometheusAnalysis, Tag("prometheus")], Annotated[ThresholdAnalysis, Tag("threshold")],
+          Annotated[CompareAnalysis, Tag("compare")]],
+    Discriminator(_analysis_kind, custom_error_type="analysis_kind",
+                  custom_error_message="an analysis entry needs `metric` or `compare`"),
+]
+
+
+class CanaryStrategy(Model):
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1,
+                                                            description="Traffic weights in percent, ascending, ending at 100.")
+    interval: Duration = Field(default=10.0, gt=0, description="Time at each step before the analysis runs.")
+    failure_threshold: int = Field(default=2, ge=1, description="Failed analyses before rollback.")
+    min_requests: int = Field(default=50, ge=0, description="Below this many requests in a window the analysis holds.")
+    analysis: list[Analysis] = Field(default_factory=list)
+    match: list[Match] = Field(default_factory=list, description="Requests matching any entry go to the canary.")
+    mirror: float = Field(default=0, ge=0, le=100, description="Percent of primary traffic shadowed to the canary first.")
+    pre_rollout: list[Gate] = Field(default_factory=list)
+    pre_promotion: list[Gate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ascending_to_100(self) -> "CanaryStrategy":
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:])):
+            raise ValueError("steps must be strictly ascending")
+        if self.steps[-1] != 100:
+            raise ValueError("the last step must be 100")
+        return self
+
+
+class Strategy(Model):
+    type: Literal["rolling", "recreate", "blue-green", "canary"] = Field(default="rolling")
+    rolling: RollingStrategy = Field(default_factory=RollingStrategy)
+    blue_green: BlueGreenStrategy = Field(default_factory=BlueGreenStrategy)
+    canary: CanaryStrategy = Field(default_factory=CanaryStrategy)
+
+
+class Service(Document):
+    kind: Literal["Service"]
+    name: Name = Field(description="Stable name: lower case letters, digits and `-`.")
+    version: str = Field(min_length=1, description="Version label shown everywhere and given as `$SHIPYARD_VERSION`.")
+    artifact: Artifact
+    replicas: int = Field(default=1, ge=0, le=1000, description="Instances to run.")
+    endpoint: Endpoint = Field(default_factory=Endpoint)
+    ingress: Optional[Ingress] = None
+    env: dict[str, EnvValue] = Field(default_factory=dict, description="Configuration given to the service as environment variables.")
+    needs: list[Name] = Field(default_factory=list, description="Services this one calls; each gives `<NAME>_URL`.")
+    resources: Resources = Field(default_factory=Resources)
+    health: Health = Field(default_factory=Health)
+    stop: Stop = Field(default_factory=Stop)
+    routing: Routing = Field(default_factory=Routing)
+    strategy: Strategy = Field(default_factory=Strategy)
+
+
+# ---- project and environments --------------------------------------------------------------------
+
+
+class Project(Document):
+    kind: Literal["Project"]
+    name: Name
+    environments: list[Name] = Field(min_length=1, description="Ordered: the promotion path, e.g. `[dev, staging, prod]`.")
+
+
+class Environment(Document):
+    kind: Literal["Environment"]
+    name: Name
+    services: dict[str, dict] = Field(default_factory=dict,
+                                      description="Service name → overlay of any Service field, deep-merged onto the base.")

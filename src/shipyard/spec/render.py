@@ -1,0 +1,188 @@
+"""Rendering an environment: each service's base merged with the environment's overlay, validated in full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from shipyard.errors import Problem, SpecError
+from shipyard.spec.hints import closest
+from shipyard.spec.load import ProjectSource, load_project, service_data
+from shipyard.spec.merge import merge, merge_positions
+from shipyard.spec.models import Service
+from shipyard.spec.problems import field_path, problems_from_validation
+from shipyard.spec.yamlfile import PathKey, Position, YamlDocument
+
+FIXED_FIELDS = ("apiVersion", "kind", "name")
+
+
+@dataclass(frozen=True)
+class DesiredEnvironment:
+    """The fully merged desired state of one environment."""
+
+    project: str
+    environment: str
+    root: Path
+    services: dict[str, Service]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape `shipyard render -o json` prints: every effective field, services sorted by name."""
+        return {
+            "project": self.project,
+            "environment": self.environment,
+            "services": {
+                name: self.services[name].model_dump(mode="json", by_alias=True, exclude={"api_version", "kind"})
+                for name in sorted(self.services)
+            },
+        }
+
+
+def render(root: Path, environment: str) -> DesiredEnvironment:
+    """Render one environment of the project at `root`; raises SpecError with every problem of the project."""
+    source = load_project(root)
+    desired, problems = render_environment(source, environment)
+    problems = _unique(source.problems + problems)
+    if problems or desired is None:
+        raise SpecError(problems)
+    return desired
+
+
+def check(root: Path, environment: str | None = None) -> list[Problem]:
+    """Every problem of the project, for one environment or (default) all of them."""
+    source = load_project(root)
+    problems = list(source.problems)
+    names = [environment] if environment else sorted(source.environments)
+    for name in names:
+        problems.extend(render_environment(source, name)[1])
+    return _unique(problems)
+
+
+def render_environment(source: ProjectSource, environment: str) -> tuple[DesiredEnvironment | None, list[Problem]]:
+    """Merge and validate every service of one environment; the problems are those of this environment."""
+    if environment not in source.environments:
+        known = ", ".join(sorted(source.environments)) or "none"
+        hint = closest(environment, source.environments)
+        message = f"unknown environment `{environment}` (defined: {known})" + (f"; did you mean `{hint}`?" if hint else "")
+        return None, [Problem("environments", 1, 1, "", message)]
+    env_doc, env_model = source.environments[environment]
+    services: dict[str, Service] = {}
+    positions: dict[str, dict[PathKey, Position]] = {}
+    problems: list[Problem] = []
+    for name in env_model.services:
+        merged = _merge_service(source, env_doc, name, problems)
+        if merged is None:
+            continue
+        data, located = merged
+        try:
+            services[name] = Service.model_validate(data)
+            positions[name] = located
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
+    problems.extend(_check_references(source, services, positions, set(env_model.services)))
+    if problems or source.project is None:
+        return None, problems
+    return DesiredEnvironment(source.project.name, environment, source.root, services), problems
+
+
+def _merge_service(
+    source: ProjectSource, env_doc: YamlDocument, name: str, problems: list[Problem]
+) -> tuple[dict[str, Any], dict[PathKey, Position]] | None:
+    key_position = env_doc.position(("services", name))
+    if name not in source.services:
+        hint = closest(name, source.services)
+        problems.append(_problem(key_position, f"services.{name}", f"unknown service `{name}`: no services/*.yaml "
+                                 "defines it" + (f"; did you mean `{hint}`?" if hint else "")))
+        return None
+    overlay = env_doc.data["services"][name]
+    if overlay is None:
+        overlay = {}
+    if not isinstance(overlay, dict):
+        problems.append(_problem(key_position, f"services.{name}", "expected a mapping of Service fields to override"))
+        return None
+    base_doc = source.services[name]
+    base = service_data(base_doc)
+    for fixed in FIXED_FIELDS:
+        if fixed in overlay and overlay[fixed] != base.get(fixed):
+            position = env_doc.position(("services", name, fixed))
+            problems.append(_problem(position, f"services.{name}.{fixed}", f"`{fixed}` cannot be changed by an overlay"))
+            return None
+    merged = merge(base, overlay)
+    prefix: PathKey = ("services", name)
+    overlay_positions = {
+        path[2:]: Position(pos.file, pos.line, pos.column, prefix)
+        for path, pos in env_doc.positions.items() if path[:2] == prefix and len(path) > 2
+    }
+    return merged, merge_positions(merged, base_doc.positions, overlay_positions)
+
+
+def _locator(positions: dict[PathKey, Position], fallback_file: str):  # type: ignore[no-untyped-def]
+    def locate(path: PathKey) -> Position:
+        for end in range(len(path), 0, -1):
+            found = positions.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return Position(fallback_file, 1, 1)
+    return locate
+
+
+def _check_references(
+    source: ProjectSource, services: dict[str, Service], positions: dict[str, dict[PathKey, Position]],
+    deployed: set[str],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    ports: dict[int, str] = {}
+    routes: dict[tuple[str | None, str | None], str] = {}
+    for name in sorted(services):
+        service, locate = services[name], _locator(positions[name], "services")
+        for index, dependency in enumerate(service.needs):
+            path: PathKey = ("needs", index)
+            if dependency == name:
+                problems.append(_at(locate, path, "a service cannot need itself"))
+            elif dependency not in deployed:
+                problems.append(_at(locate, path, _missing_dependency(source, dependency)))
+        port = service.endpoint.port
+        if port is not None:
+            if port in ports:
+                problems.append(_at(locate, ("endpoint", "port"), f"port {port} is already the endpoint of `{ports[port]}`"))
+            ports.setdefault(port, name)
+        if service.ingress is not None:
+            route = (service.ingress.host, service.ingress.path)
+            if route in routes:
+                problems.append(_at(locate, ("ingress",), f"the same ingress host and path as `{routes[route]}`"))
+            routes.setdefault(route, name)
+        problem = _check_artifact(source.root, service.artifact.path)
+        if problem:
+            problems.append(_at(locate, ("artifact", "path"), problem))
+    return problems
+
+
+def _missing_dependency(source: ProjectSource, dependency: str) -> str:
+    if dependency in source.services:
+        return f"needs `{dependency}`, which this environment does not deploy"
+    hint = closest(dependency, source.services)
+    return f"unknown service `{dependency}`" + (f"; did you mean `{hint}`?" if hint else "")
+
+
+def _check_artifact(root: Path, relative: str) -> str | None:
+    path = Path(relative)
+    if path.is_absolute() or ".." in path.parts:
+        return f"must be a directory inside the project, got {relative!r}"
+    if not (root / path).is_dir():
+        return f"no directory {relative!r} in the project"
+    return None
+
+
+def _at(locate, path: PathKey, message: str) -> Problem:  # type: ignore[no-untyped-def]
+    position = locate(path)
+    return Problem(position.file, position.line, position.column, field_path((*position.prefix, *path)), message)
+
+
+def _problem(position: Position, field: str, message: str) -> Problem:
+    return Problem(position.file, position.line, position.column, field, message)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.field, p.message))

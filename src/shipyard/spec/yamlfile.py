@@ -1,0 +1,113 @@
+"""Reading one YAML file into plain data plus the line and column of every key and item."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from shipyard.errors import Problem
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a value was written: file relative to the project, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+    prefix: PathKey = ()  # the value's path inside its file, before the path it has in the model
+
+
+@dataclass
+class YamlDocument:
+    """A parsed YAML document as plain Python data, with the position of each key and list item."""
+
+    file: str
+    data: Any
+    positions: dict[PathKey, Position] = field(default_factory=dict)
+
+    def position(self, path: PathKey) -> Position:
+        """The position of the nearest written ancestor of `path` (the top of the file if none)."""
+        for end in range(len(path), 0, -1):
+            found = self.positions.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return Position(self.file, 1, 1)
+
+
+def read_yaml(path: Path, relative: str) -> YamlDocument:
+    """Parse one file; raises a list of Problems (as YamlSyntaxError) for unreadable or malformed YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise YamlSyntaxError([Problem(relative, 1, 1, "", f"cannot read file: {exc}")]) from exc
+    yaml = YAML(typ="rt")
+    try:
+        documents = list(yaml.load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        raise YamlSyntaxError([Problem(relative, line, column, "", f"YAML syntax: {message}")]) from exc
+    except YAMLError as exc:
+        raise YamlSyntaxError([Problem(relative, 1, 1, "", f"YAML syntax: {exc}")]) from exc
+    documents = [d for d in documents if d is not None]
+    if not documents:
+        raise YamlSyntaxError([Problem(relative, 1, 1, "", "the file is empty: expected one YAML document")])
+    if len(documents) > 1:
+        raise YamlSyntaxError([Problem(relative, 1, 1, "", "expected one YAML document per file, found "
+                                                           f"{len(documents)}")])
+    document = YamlDocument(relative, None)
+    document.data = _plain(documents[0], (), document)
+    return document
+
+
+class YamlSyntaxError(Exception):
+    """Internal: a file could not be parsed; carries its problems."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _plain(node: Any, path: PathKey, document: YamlDocument) -> Any:
+    """Copy ruamel's round-trip types into plain dict/list/str/int/float/bool, recording positions."""
+    if isinstance(node, CommentedMap):
+        result: dict[str, Any] = {}
+        for key, value in node.items():
+            line, column = node.lc.key(key)
+            child = (*path, str(key))
+            document.positions[child] = Position(document.file, line + 1, column + 1)
+            result[str(key)] = _plain(value, child, document)
+        return result
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            line, column = node.lc.item(index)
+            child = (*path, index)
+            document.positions[child] = Position(document.file, line + 1, column + 1)
+            items.append(_plain(value, child, document))
+        return items
+    return _scalar(node)
+
+
+def _scalar(node: Any) -> Any:
+    if node is None or isinstance(node, bool):
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, (datetime.date, datetime.datetime)):
+        return node.isoformat()
+    return str(getattr(node, "value", node))
