@@ -1,0 +1,1 @@
+"""Canary analysis: window statistics, checks, the judge, step decisions and metric providers."""
