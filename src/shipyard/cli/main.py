@@ -24,9 +24,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from shipyard.cli import spec_commands
+    from shipyard.cli import engine_commands, spec_commands
 
-    for command in spec_commands.COMMANDS:
+    for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS]:
         cli.add_command(command)
 
 
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SpecError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            # One line each, whatever a key or value quoted in the message contains.
+            click.echo(" ".join(str(problem).splitlines()), err=True)
         count = len(exc.problems)
         click.echo(f"{count} error{'s' if count != 1 else ''}", err=True)
         sys.exit(1)

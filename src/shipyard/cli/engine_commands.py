@@ -1,0 +1,288 @@
+"""Commands that run or talk to a control plane: up, apply, down, status, logs, events."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shipyard.cli.client import STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
+from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
+from shipyard.state.control import read_control
+from shipyard.errors import ControlPlaneError
+from shipyard.spec.render import render
+from shipyard.spec.units import parse_cpu, parse_memory
+
+
+def _capacity(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    result: dict[str, str] = {}
+    for part in value.split(","):
+        key, _, amount = part.partition("=")
+        try:
+            if key == "cpu":
+                result["--capacity-cpu"] = str(parse_cpu(amount))
+            elif key == "memory":
+                result["--capacity-memory"] = str(parse_memory(amount))
+            else:
+                raise ValueError(f"unknown resource {key!r}")
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc} (expected cpu=4,memory=8Gi)", param_hint="--capacity") from None
+    return result
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard up examples/shop --env dev --detach      # start in the background, wait until ready
+  shipyard up examples/shop --env dev               # run in the foreground (Ctrl-C stops the control plane only)
+  shipyard up . --env prod --capacity cpu=2,memory=4Gi --ingress-port 9080
+""")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), default=".")
+@click.option("--env", "environment", metavar="NAME", required=True, help="The environment this control plane keeps.")
+@STATE_DIR_OPTION
+@click.option("--detach", is_flag=True, help="Run in the background; return once the first revision is applied.")
+@click.option("--capacity", metavar="cpu=N,memory=SIZE", help="Schedule against this instead of the machine's size.")
+@click.option("--ingress-port", type=int, default=8080, show_default=True, help="Port of the ingress listener.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="With --detach: how long to wait for ready.")
+def up(directory: Path, environment: str, state_dir: Path | None, detach: bool, capacity: str | None,
+       ingress_port: int, timeout: float) -> None:
+    """Start the control plane of an environment and keep it in the desired state."""
+    render(directory, environment)  # invalid config: report it before anything starts
+    state = resolve_state_dir(state_dir, environment).resolve()
+    argv = [sys.executable, "-m", "shipyard.daemon", "--project", str(directory.resolve()), "--env", environment,
+            "--state-dir", str(state), "--ingress-port", str(ingress_port)]
+    for flag, amount in _capacity(capacity).items():
+        argv += [flag, amount]
+    if not detach:
+        from shipyard.daemon import main as daemon_main
+
+        daemon_main(argv[3:])
+        return
+    _start_detached(argv, state, timeout)
+
+
+def _start_detached(argv: list[str], state: Path, timeout: float) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    log_path = state / "control-plane.log"
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                   start_new_session=True)
+    deadline = time.monotonic() + timeout
+    client = _wait_for_api(process, state, log_path, deadline)
+    info(f"control plane pid {process.pid}, API {client.api}, state {state}")
+    _wait_ready(client, deadline)
+    _print_summary(client.request("GET", "/status"))
+
+
+def _wait_for_api(process: subprocess.Popen[bytes], state: Path, log_path: Path, deadline: float) -> Client:
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            reason = next((line for line in reversed(tail) if line.startswith("Error:")), tail[-1] if tail else "")
+            raise ControlPlaneError(f"the control plane exited with status {code}: {reason.removeprefix('Error: ')}")
+        control = read_control(state)
+        if control and control["pid"] == process.pid:
+            client = Client(state)
+            try:
+                if client.request("GET", "/status", timeout=2).get("revision"):
+                    return client
+            except ControlPlaneError:
+                pass
+        time.sleep(0.05)
+    raise ControlPlaneError(f"the control plane did not come up in time; see {log_path}")
+
+
+def _wait_ready(client: Client, deadline: float) -> None:
+    last = ""
+    while time.monotonic() < deadline:
+        status = client.request("GET", "/status")
+        services = status["services"]
+        line = ", ".join(f"{s['name']} {s['ready_replicas']}/{s['desired_replicas']}" for s in services)
+        if line != last:
+            info(f"waiting: {line}")
+            last = line
+        if all(s["ready_replicas"] >= s["desired_replicas"] for s in services):
+            return
+        time.sleep(0.2)
+    info("warning: not every service is ready yet; see `shipyard status` and `shipyard events`")
+
+
+def _print_summary(status: dict[str, Any]) -> None:
+    rows = [(s["name"], s["version"], f"{s['ready_replicas']}/{s['desired_replicas']}", s["endpoint"] or
+             ", ".join(f"http://127.0.0.1:{i['port']}" for i in s["instances"] if i["state"] == "ready"))
+            for s in status["services"]]
+    table(["service", "version", "ready", "reach it at"], rows)
+    if status.get("ingress"):
+        click.echo(f"ingress: {status['ingress']}")
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard apply                        # re-read the project the control plane was started with
+  shipyard apply examples/shop --state-dir .shipyard/dev
+""")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
+@STATE_DIR_OPTION
+def apply(directory: Path | None, state_dir: Path | None) -> None:
+    """Re-read the project directory and apply it; an invalid project changes nothing."""
+    client = Client(resolve_state_dir(state_dir))
+    body = {"directory": str(directory.resolve())} if directory else {}
+    try:
+        result = client.request("POST", "/apply", json=body)
+    except ApiError as exc:
+        if exc.body.get("problems"):
+            for line in exc.body["problems"]:
+                click.echo(line, err=True)
+            click.echo("the control plane rejected the project; nothing changed", err=True)
+            raise click.exceptions.Exit(1) from None
+        raise
+    info(f"applied revision {result['revision']}")
+    for service, release in sorted(result["services"].items()):
+        click.echo(f"{service}\t{release}")
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard down
+  shipyard down --state-dir .shipyard/prod
+""")
+@STATE_DIR_OPTION
+def down(state_dir: Path | None) -> None:
+    """Stop every instance gracefully, then the control plane."""
+    state = resolve_state_dir(state_dir)
+    client = Client(state)
+    if not client.alive():
+        _down_offline(state)
+        return
+    client.request("POST", "/down", timeout=600)
+    deadline = time.monotonic() + 10
+    while client.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    info(f"stopped {state}")
+
+
+def _down_offline(state: Path) -> None:
+    """No control plane runs: adopt what is left and stop it from here."""
+    import asyncio
+
+    from shipyard.daemon import ControlPlane, lock_state_dir, machine_capacity
+
+    lock = lock_state_dir(state)
+    del lock
+    plane = ControlPlane(state, None, read_control(state)["environment"], machine_capacity())  # type: ignore[index]
+
+    async def stop() -> None:
+        plane.reconciler.adopt()
+        await plane.reconciler.stop_all()
+        await plane.reconciler.close()
+
+    asyncio.run(stop())
+    info(f"stopped the instances left in {state} (no control plane was running)")
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard status
+  shipyard status -o json | jq '.services[].instances[].pid'
+""")
+@STATE_DIR_OPTION
+@OUTPUT_OPTION
+def status(state_dir: Path | None, output: str) -> None:
+    """Show services, instances, endpoints and conditions of the environment."""
+    document = Client(resolve_state_dir(state_dir)).request("GET", "/status")
+    if output != "table":
+        emit(document, output)
+        return
+    click.echo(f"environment {document['environment']}  revision {document['revision']}  api {document['api']}"
+               + (f"  ingress {document['ingress']}" if document.get("ingress") else "")
+               + ("  SUSPENDED" if document.get("suspended") else ""))
+    rows = [(s["name"], s["version"], f"{s['ready_replicas']}/{s['desired_replicas']}", s["endpoint"],
+             _rollout_text(s.get("rollout"))) for s in document["services"]]
+    table(["service", "version", "ready", "endpoint", "rollout"], rows)
+    click.echo()
+    table(["instance", "version", "state", "pid", "port", "restarts", "last exit", "sandbox", "memory", "cpu"],
+          [_instance_row(i) for s in document["services"] for i in s["instances"]])
+    click.echo()
+    table(["condition", "status", "reason", "message"],
+          [(c["type"], c["status"], c["reason"], c["message"]) for c in document["conditions"]])
+
+
+def _rollout_text(rollout: dict[str, Any] | None) -> str:
+    if not rollout:
+        return "-"
+    return f"{rollout['status']} ({rollout['target']})"
+
+
+def _instance_row(instance: dict[str, Any]) -> tuple[Any, ...]:
+    exit_text = "-"
+    if instance["oom_killed"]:
+        exit_text = "OOM-killed"
+    elif instance["exit_code"] is not None:
+        exit_text = str(instance["exit_code"])
+    if instance["next_attempt_at"] and instance["state"] in ("exited", "failed"):
+        exit_text += f", retry in {max(0.0, instance['next_attempt_at'] - time.time()):.0f}s"
+    isolation, limits = instance["isolation"], instance["limits"]
+    sandbox = isolation.get("sandbox") or ("none" if isolation else "-")
+    memory = limits.get("memory_bytes")
+    return (instance["id"], instance["version"], instance["state"], instance["pid"], instance["port"],
+            instance["restarts"], exit_text, sandbox, f"{memory // 2**20}Mi" if memory else "-",
+            limits.get("cpu_cores") or "-")
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard logs catalog
+  shipyard logs orders -f
+  shipyard logs catalog --instance catalog-3f2a1b-9c0d --tail 50
+""")
+@click.argument("service")
+@click.option("--instance", "instance_id", metavar="ID", help="Only this instance.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", type=int, default=100, show_default=True, help="Lines of history per instance.")
+@STATE_DIR_OPTION
+def logs(service: str, instance_id: str | None, follow: bool, tail: int, state_dir: Path | None) -> None:
+    """Print the stdout and stderr of a service's instances."""
+    from shipyard.cli.logs import follow_logs, instance_log_files
+
+    state = resolve_state_dir(state_dir)
+    files = instance_log_files(state, service, instance_id)
+    follow_logs(files, tail, follow)
+
+
+@click.command(epilog="""\b
+Examples:
+  shipyard events
+  shipyard events -f
+  shipyard events -o json | jq 'map(select(.reason == "OOMKilled"))'
+""")
+@STATE_DIR_OPTION
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@OUTPUT_OPTION
+def events(state_dir: Path | None, follow: bool, limit: int, output: str) -> None:
+    """Show what happened: applies, rollouts, instance starts, stops, crashes and restarts."""
+    client = Client(resolve_state_dir(state_dir))
+    batch = client.request("GET", f"/events?limit={limit}")
+    if output != "table" and not follow:
+        emit(batch, output)
+        return
+    last = 0
+    while True:
+        for event in batch:
+            stamp = datetime.datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S.%f")[:-3]
+            click.echo(f"{stamp}  {event['type']:<7} {event['object']:<28} {event['reason']:<18} {event['message']}")
+            last = event["id"]
+        if not follow:
+            return
+        time.sleep(0.5)
+        batch = client.request("GET", f"/events?after={last}&limit=500")
+
+
+COMMANDS = [up, apply, down, status, logs, events]

@@ -1,0 +1,162 @@
+"""The composition root: one control plane for one environment — store, runtime, router, reconciler, API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from shipyard.engine.desired import DesiredState, assign_endpoints, build_desired
+from shipyard.engine.model import Capacity
+from shipyard.engine.reconciler import Reconciler
+from shipyard.engine.router import NoRouter, Router
+from shipyard.errors import StateError
+from shipyard.spec.render import render
+from shipyard.state.control import read_control, write_control
+from shipyard.state.store import Store
+
+log = logging.getLogger("shipyard.daemon")
+
+
+class ControlPlane:
+    """Everything one `shipyard up` runs; the API calls into it."""
+
+    def __init__(self, state_dir: Path, project_dir: Path | None, environment: str, capacity: Capacity,
+                 router: Router | None = None, ingress_port: int = 8080) -> None:
+        self.state_dir, self.environment = state_dir, environment
+        self.store = Store(state_dir / "state.db")
+        self.project_dir = project_dir or Path(self.store.get("project_dir", "."))
+        self.store.put("project_dir", str(self.project_dir.resolve()))
+        self.store.put("environment", environment)
+        from shipyard.runtime.process import ProcessDriver
+
+        self.reconciler = Reconciler(self.store, ProcessDriver(), router or NoRouter(), state_dir, capacity)
+        self.ingress_port = ingress_port
+        self.api = ""
+        self.shutdown = asyncio.Event()
+
+    def apply(self, project_dir: Path | None = None) -> DesiredState:
+        """Render the project and make it the desired state; raises SpecError and changes nothing if invalid."""
+        directory = (project_dir or self.project_dir).resolve()
+        rendered = render(directory, self.environment)
+        revision = "local-" + hashlib.sha256(json.dumps(rendered.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        reserved = {self.ingress_port}
+        endpoints = assign_endpoints(rendered, self.store, reserved)
+        desired = build_desired(rendered, self.store, self.state_dir, revision, endpoints)
+        if directory != self.project_dir.resolve():
+            self.project_dir = directory
+            self.store.put("project_dir", str(directory))
+        self.store.put("project", rendered.project)
+        previous = self.store.get("revision")
+        self.store.put("revision", revision)
+        self.reconciler.set_desired(desired)
+        if previous != revision:
+            self.reconciler.event("Normal", "environment", "Applied", f"revision {revision} from {directory}")
+        return desired
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock for the life of the process; a second control plane fails at once."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = read_control(state_dir)
+        who = f" (pid {owner['pid']}, {owner['api']})" if owner else ""
+        os.close(fd)
+        raise StateError(f"another control plane{who} already owns {state_dir}") from None
+    return fd
+
+
+def machine_capacity() -> Capacity:
+    memory = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    return Capacity(cpu=float(os.cpu_count() or 1), memory=memory)
+
+
+async def serve(plane: ControlPlane, port: int = 0) -> None:
+    """Run the API and the reconcile loop until `plane.shutdown` is set."""
+    import uvicorn
+
+    from shipyard.api.app import build_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    plane.api = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(build_app(plane), log_level="warning", lifespan="off", access_log=False))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    plane.reconciler.adopt()
+    loop_task = asyncio.create_task(plane.reconciler.run())
+    api_task = asyncio.create_task(server.serve(sockets=[sock]))
+    control = {"pid": os.getpid(), "api": plane.api, "started_at": time.time(), "environment": plane.environment}
+    write_control(plane.state_dir, control)
+    log.info("control plane for %s at %s (state %s)", plane.environment, plane.api, plane.state_dir)
+    await plane.shutdown.wait()
+    server.should_exit = True
+    loop_task.cancel()
+    await asyncio.gather(loop_task, api_task, return_exceptions=True)
+    await plane.reconciler.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m shipyard.daemon`: what `shipyard up` runs, in the foreground or detached."""
+    parser = argparse.ArgumentParser(prog="shipyard-daemon")
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--env", required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--capacity-cpu", type=float)
+    parser.add_argument("--capacity-memory", type=int)
+    parser.add_argument("--ingress-port", type=int, default=8080)
+    parser.add_argument("--no-proxy", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from shipyard.errors import ShipyardError
+
+    try:
+        asyncio.run(_run(args))
+    except ShipyardError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    state_dir = args.state_dir.resolve()
+    lock = lock_state_dir(state_dir)
+    machine = machine_capacity()
+    capacity = Capacity(cpu=args.capacity_cpu or machine.cpu, memory=args.capacity_memory or machine.memory)
+    router = None if args.no_proxy else _envoy_router(state_dir, args.ingress_port)
+    plane = ControlPlane(state_dir, args.project, args.env, capacity, router, args.ingress_port)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, plane.shutdown.set)
+    plane.apply()
+    try:
+        await serve(plane)
+    finally:
+        os.close(lock)
+
+
+def _envoy_router(state_dir: Path, ingress_port: int) -> Router | None:
+    try:
+        from shipyard.proxy.router import EnvoyRouter
+    except ImportError:
+        return None
+    return EnvoyRouter(state_dir / "proxy", ingress_port)  # type: ignore[no-any-return]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The reconcile engine: desired state, actual state, a pure plan, and the one place that applies it."""

@@ -1,0 +1,20 @@
+"""Crash back-off: the first crash restarts at once, repeated ones wait 1 s doubling to 60 s."""
+
+from __future__ import annotations
+
+MAX_DELAY = 60.0
+HEALTHY_RESET = 600.0  # ready this long before a crash: the crash starts a new count
+
+
+def crash_count(previous: int, ready_since: float | None, now: float) -> int:
+    """Consecutive crashes after this one."""
+    if ready_since is not None and now - ready_since >= HEALTHY_RESET:
+        return 1
+    return previous + 1
+
+
+def restart_delay(crashes: int) -> float:
+    """Seconds to wait before restarting after `crashes` consecutive crashes."""
+    if crashes <= 1:
+        return 0.0
+    return min(MAX_DELAY, 2.0 ** (crashes - 2))

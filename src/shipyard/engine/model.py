@@ -1,0 +1,165 @@
+"""Values the engine reasons about: releases, desired services, instances and their states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+
+class State(str, Enum):
+    """The life of an instance; `exited` and `failed` instances wait for their restart."""
+
+    STARTING = "starting"
+    READY = "ready"
+    UNREADY = "unready"
+    STOPPING = "stopping"
+    EXITED = "exited"
+    FAILED = "failed"
+
+
+LIVE_STATES = (State.STARTING, State.READY, State.UNREADY)
+DOWN_STATES = (State.EXITED, State.FAILED)
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    interval: float
+    timeout: float
+    failure_threshold: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a set of instances runs. Any change to these fields makes a new release id."""
+
+    id: str
+    service: str
+    version: str
+    snapshot: str            # content hash of the artifact directory
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    cpu: float
+    memory: int
+    readiness: Probe
+    liveness: Probe
+    startup_timeout: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "service": self.service, "version": self.version, "snapshot": self.snapshot,
+            "command": list(self.command), "env": dict(self.env), "cpu": self.cpu, "memory": self.memory,
+            "readiness": vars(self.readiness), "liveness": vars(self.liveness), "startup_timeout": self.startup_timeout,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Release":
+        return cls(
+            id=data["id"], service=data["service"], version=data["version"], snapshot=data["snapshot"],
+            command=tuple(data["command"]), env=tuple(sorted(data["env"].items())), cpu=data["cpu"],
+            memory=data["memory"], readiness=Probe(**data["readiness"]), liveness=Probe(**data["liveness"]),
+            startup_timeout=data["startup_timeout"],
+        )
+
+
+@dataclass(frozen=True)
+class Rolling:
+    max_surge: int | str
+    max_unavailable: int | str
+    min_ready: float
+    progress_deadline: float
+
+
+@dataclass(frozen=True)
+class DesiredService:
+    """One service as the environment should run it."""
+
+    name: str
+    release: Release
+    replicas: int
+    strategy: str            # rolling | recreate | blue-green | canary
+    rolling: Rolling
+    grace_period: float
+    endpoint_port: int | None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One running (or restarting) copy of a release, as the store records it."""
+
+    id: str
+    service: str
+    release: str
+    port: int
+    state: State
+    created_at: float
+    pid: int | None = None
+    handle: dict[str, Any] | None = None     # the runtime driver's handle, to re-adopt the process
+    started_at: float | None = None           # when the current process was started
+    ready_since: float | None = None
+    restarts: int = 0
+    crashes: int = 0                          # consecutive crashes, for back-off; reset after 10 min ready
+    exit_code: int | None = None
+    oom_killed: bool = False
+    next_attempt_at: float | None = None      # when a down instance is restarted
+    stopping_since: float | None = None
+    message: str = ""
+
+    def evolve(self, **changes: Any) -> "Instance":
+        return replace(self, **changes)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+    def available(self, now: float, min_ready: float) -> bool:
+        """Ready for at least `min_ready` seconds: counts towards a rollout's availability."""
+        return self.state is State.READY and self.ready_since is not None and now - self.ready_since >= min_ready
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """The move of one service from one release to another; all progress lives in the store."""
+
+    service: str
+    target: str                     # release id being rolled out
+    started_at: float
+    strategy: str
+    status: str = "progressing"     # progressing | complete | failed | superseded
+    reason: str = ""
+    message: str = ""
+    updated_at: float = 0.0
+    previous: str | None = None     # release it replaces (None for the first deployment)
+    revision: str | None = None     # the applied revision that asked for it
+
+
+@dataclass(frozen=True)
+class Capacity:
+    cpu: float       # cores
+    memory: int      # bytes
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str              # "True" | "False"
+    reason: str
+    message: str
+    object: str = ""         # the service it concerns, "" for the environment
+
+
+@dataclass
+class Plan:
+    """What one reconcile pass decided; applying it is someone else's job."""
+
+    start: list[tuple[str, str]] = field(default_factory=list)        # (service, release id) new instances
+    restart: list[str] = field(default_factory=list)                  # down instances due for a new process
+    stop: list[tuple[str, str]] = field(default_factory=list)         # (instance id, reason)
+    forget: list[str] = field(default_factory=list)                   # stopped records to delete
+    rollouts: list[Rollout] = field(default_factory=list)             # new or changed rollout records
+    conditions: list[Condition] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.start or self.restart or self.stop or self.forget or self.rollouts)

@@ -1,0 +1,82 @@
+"""Side effects on instance processes: start one for an instance record, and watch for its exit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Callable
+
+from shipyard.engine.desired import DesiredState
+from shipyard.engine.model import Instance, Release
+from shipyard.runtime.base import Handle, InstanceSpec, Limits, RuntimeDriver
+
+BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+def instance_spec(state_dir: Path, desired: DesiredState, release: Release, instance: Instance) -> InstanceSpec:
+    """Everything the runtime needs to run one instance of a release."""
+    data_dir = state_dir / "data" / instance.service
+    run_dir = state_dir / "instances" / instance.id
+    env = {key: os.environ[key] for key in BASE_ENV_KEYS if key in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update({
+        "HOME": "/tmp",
+        "PORT": str(instance.port),
+        "SHIPYARD_ENVIRONMENT": desired.environment,
+        "SHIPYARD_SERVICE": instance.service,
+        "SHIPYARD_VERSION": release.version,
+        "SHIPYARD_RELEASE": release.id,
+        "SHIPYARD_INSTANCE": instance.id,
+        "SHIPYARD_DATA_DIR": str(data_dir),
+    })
+    env.update(dict(release.env))
+    return InstanceSpec(
+        instance_id=instance.id, service=instance.service, argv=release.command,
+        snapshot_dir=state_dir / "snapshots" / release.snapshot, data_dir=data_dir, run_dir=run_dir, env=env,
+        limits=Limits(cpu=release.cpu, memory=release.memory), hidden_dirs=(state_dir,),
+    )
+
+
+def prepare_dirs(spec: InstanceSpec) -> None:
+    spec.data_dir.mkdir(parents=True, exist_ok=True)
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+
+
+class ExitWatcher:
+    """Calls back when a watched process exits, via pidfds on the event loop: no polling, no children needed."""
+
+    def __init__(self, on_exit: Callable[[str], None]) -> None:
+        self._on_exit = on_exit
+        self._fds: dict[str, int] = {}
+
+    def watch(self, instance_id: str, handle: Handle) -> None:
+        self.unwatch(instance_id)
+        pid = handle.supervisor_pid or handle.pid
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            loop.call_soon(self._on_exit, instance_id)
+            return
+        self._fds[instance_id] = fd
+        loop.add_reader(fd, self._fired, instance_id)
+
+    def _fired(self, instance_id: str) -> None:
+        self.unwatch(instance_id)
+        self._on_exit(instance_id)
+
+    def unwatch(self, instance_id: str) -> None:
+        fd = self._fds.pop(instance_id, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+
+    def close(self) -> None:
+        for instance_id in list(self._fds):
+            self.unwatch(instance_id)
+
+
+def start_process(driver: RuntimeDriver, spec: InstanceSpec) -> Handle:
+    prepare_dirs(spec)
+    return driver.start(spec)

@@ -1,0 +1,352 @@
+"""The reconcile loop: read desired and actual state, plan with a pure function, apply, repeat.
+
+This is the only module that changes instance records; everything it decides comes from plan.py
+and health.py, and everything it does to processes and the proxy goes through the runtime driver
+and the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from shipyard.engine import health
+from shipyard.engine.backoff import crash_count, restart_delay
+from shipyard.engine.desired import DesiredState
+from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Rollout, State
+from shipyard.engine.plan import World, plan
+from shipyard.engine.probes import http_probe
+from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
+from shipyard.engine.router import Router
+from shipyard.errors import ShipyardError
+from shipyard.runtime.base import Handle, RuntimeDriver
+from shipyard.state.store import Store
+
+log = logging.getLogger("shipyard.engine")
+RESYNC = 5.0  # seconds between passes when nothing wakes the loop
+
+
+class Reconciler:
+    """Keeps one environment in its desired state."""
+
+    def __init__(self, store: Store, driver: RuntimeDriver, router: Router, state_dir: Path,
+                 capacity: Capacity) -> None:
+        self.store, self.driver, self.router = store, driver, router
+        self.state_dir, self.capacity = state_dir, capacity
+        self.desired: DesiredState | None = None
+        self.instances: dict[str, Instance] = {i.id: i for i in store.instances()}
+        self.rollouts: dict[str, Rollout] = store.current_rollouts()
+        self.conditions: list[Condition] = []
+        self.suspended: bool = bool(store.get("suspended", False))
+        self.passes = 0
+        self._wake = asyncio.Event()
+        self._tallies: dict[str, health.ProbeTally] = {}
+        self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._stops: dict[str, asyncio.Task[None]] = {}
+        self._exits = ExitWatcher(self._exited)
+        self._replacing: dict[str, str] = {}  # instance id → why we are killing it
+        self._routed: object = None
+        self._closing = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def adopt(self) -> None:
+        """Take over the instances a previous control plane left running; note the ones that died."""
+        for instance in list(self.instances.values()):
+            if instance.handle is None:
+                if instance.state not in DOWN_STATES:
+                    self._record_down(instance, State.FAILED, None, False, "never started (control plane stopped)")
+                continue
+            if instance.state is State.STOPPING:
+                self._stops[instance.id] = asyncio.create_task(self._finish_stop(instance.id, "resuming a stop"))
+                continue
+            status = self.driver.status(Handle.from_dict(instance.handle))
+            if status.alive:
+                self._exits.watch(instance.id, Handle.from_dict(instance.handle))
+                self._monitor(instance.id)
+                self.event("Normal", instance.id, "Adopted", f"re-adopted pid {instance.pid} ({instance.state.value})")
+            elif instance.state not in DOWN_STATES:
+                self._exited(instance.id)
+
+    def set_desired(self, desired: DesiredState) -> None:
+        self.desired = desired
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Reconcile until cancelled."""
+        while True:
+            try:
+                await self.reconcile_once()
+            except ShipyardError as exc:
+                log.warning("reconcile failed: %s", exc)
+                self.event("Warning", "environment", "ReconcileFailed", str(exc))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_timer())
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def reconcile_once(self) -> Plan:
+        await self.router.check()
+        if self.desired is None:
+            return Plan()
+        world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
+                      time.time(), self.desired.revision, self.suspended)
+        result = plan(world)
+        self.conditions = result.conditions
+        await self._apply(result)
+        self.passes += 1
+        await self._sync_routes()
+        return result
+
+    async def close(self) -> None:
+        """Stop watching (instances keep running: the data plane outlives the control plane)."""
+        self._closing = True
+        for task in [*self._monitors.values(), *self._stops.values()]:
+            task.cancel()
+        self._exits.close()
+
+    async def stop_all(self) -> None:
+        """`shipyard down`: drain and stop every instance, then forget them."""
+        self.desired = None
+        ids = [i.id for i in self.instances.values() if i.state is not State.STOPPING]
+        for instance_id in ids:
+            if self.instances[instance_id].state in DOWN_STATES:
+                self._forget(instance_id)
+            else:
+                self._begin_stop(instance_id, "environment shut down")
+        await asyncio.gather(*self._stops.values(), return_exceptions=True)
+
+    # ---- applying a plan ---------------------------------------------------------------------------
+    async def _apply(self, result: Plan) -> None:
+        for rollout in result.rollouts:
+            self._save_rollout(rollout)
+        for instance_id in result.forget:
+            self._forget(instance_id)
+        for instance_id, reason in result.stop:
+            self._begin_stop(instance_id, reason)
+        starts = [self._start_new(service, release) for service, release in result.start]
+        starts += [self._start(self.instances[i], restart=True) for i in result.restart]
+        if starts:
+            await asyncio.gather(*starts)
+
+    def _save_rollout(self, rollout: Rollout) -> None:
+        previous = self.rollouts.get(rollout.service)
+        self.rollouts[rollout.service] = rollout
+        self.store.save_rollout(rollout)
+        if previous is None or previous.status != rollout.status or previous.target != rollout.target:
+            kind = "Warning" if rollout.status == "failed" else "Normal"
+            reason = rollout.reason or "RolloutStarted"
+            self.event(kind, rollout.service, reason, rollout.message)
+
+    async def _start_new(self, service: str, release_id: str) -> None:
+        assert self.desired is not None
+        instance = Instance(id=f"{service}-{release_id.rsplit('-', 1)[-1][:6]}-{secrets.token_hex(2)}",
+                            service=service, release=release_id, port=_free_port(self._ports()),
+                            state=State.STARTING, created_at=time.time())
+        self._save(instance)
+        await self._start(instance, restart=False)
+
+    async def _start(self, instance: Instance, restart: bool) -> None:
+        assert self.desired is not None
+        release = self.store.release(instance.release)
+        if release is None:
+            self._forget(instance.id)
+            return
+        spec = instance_spec(self.state_dir, self.desired, release, instance)
+        now = time.time()
+        instance = instance.evolve(state=State.STARTING, started_at=now, ready_since=None, pid=None,
+                                   restarts=instance.restarts + (1 if restart else 0), next_attempt_at=None,
+                                   message="starting")
+        self._save(instance)
+        try:
+            handle = await asyncio.to_thread(start_process, self.driver, spec)
+        except (ShipyardError, OSError) as exc:
+            self._record_down(instance, State.FAILED, None, False, f"cannot start: {exc}")
+            return
+        handle_data = {**handle.to_dict(), "limits": {"cpu": release.cpu, "memory": release.memory}}
+        instance = instance.evolve(pid=handle.pid, handle=handle_data)
+        self._save(instance)
+        self._tallies[instance.id] = health.ProbeTally()
+        self._exits.watch(instance.id, handle)
+        self._monitor(instance.id)
+        verb = "Restarted" if restart else "Started"
+        self.event("Normal", instance.id, verb, f"pid {handle.pid} on port {instance.port} (release {release.id})")
+
+    def _begin_stop(self, instance_id: str, reason: str) -> None:
+        instance = self.instances.get(instance_id)
+        if instance is None or instance_id in self._stops:
+            return
+        self._save(instance.evolve(state=State.STOPPING, stopping_since=time.time(), message=reason))
+        self.event("Normal", instance_id, "Stopping", reason)
+        self._stops[instance_id] = asyncio.create_task(self._finish_stop(instance_id, reason))
+
+    async def _finish_stop(self, instance_id: str, reason: str) -> None:
+        """Out of routing, confirmed drained, then SIGTERM; the grace period bounds the whole wait."""
+        instance = self.instances[instance_id]
+        grace = self._grace(instance)
+        deadline = time.monotonic() + grace
+        try:
+            self._cancel_monitor(instance_id)
+            await self._sync_routes()
+            await self.router.drain(instance, timeout=grace)
+            if instance.handle is not None:
+                self._exits.unwatch(instance_id)
+                handle = Handle.from_dict(instance.handle)
+                remaining = max(0.5, deadline - time.monotonic())
+                status = await self.driver.stop(handle, remaining)
+                await asyncio.to_thread(self.driver.release, handle)
+                self.event("Normal", instance_id, "Stopped", f"exit code {status.exit_code}")
+        finally:
+            self._stops.pop(instance_id, None)
+            if not self._closing:
+                self._forget(instance_id)
+                self.wake()
+
+    def _grace(self, instance: Instance) -> float:
+        if self.desired and instance.service in self.desired.services:
+            return self.desired.services[instance.service].grace_period
+        return 10.0
+
+    def _forget(self, instance_id: str) -> None:
+        self._cancel_monitor(instance_id)
+        self._exits.unwatch(instance_id)
+        self._tallies.pop(instance_id, None)
+        self.instances.pop(instance_id, None)
+        self.store.delete_instance(instance_id)
+
+    # ---- observing processes -----------------------------------------------------------------------
+    def _exited(self, instance_id: str) -> None:
+        instance = self.instances.get(instance_id)
+        if instance is None or instance.state is State.STOPPING or instance.handle is None:
+            return
+        handle = Handle.from_dict(instance.handle)
+        status = self.driver.status(handle)
+        if status.alive:
+            self._exits.watch(instance_id, handle)  # a spurious wake-up: keep watching
+            return
+        self.driver.release(handle)
+        why = self._replacing.pop(instance_id, None)
+        state = State.FAILED if why else State.EXITED
+        detail = why or ("OOM-killed" if status.oom_killed else f"exited with code {status.exit_code}")
+        self._record_down(instance, state, status.exit_code, status.oom_killed, detail)
+
+    def _record_down(self, instance: Instance, state: State, exit_code: int | None, oom: bool, why: str) -> None:
+        now = time.time()
+        crashes = crash_count(instance.crashes, instance.ready_since, now)
+        delay = restart_delay(crashes)
+        self._cancel_monitor(instance.id)
+        self._save(instance.evolve(state=state, exit_code=exit_code, oom_killed=oom, pid=None, ready_since=None,
+                                   crashes=crashes, next_attempt_at=now + delay, message=why))
+        reason = "OOMKilled" if oom else ("Failed" if state is State.FAILED else "Exited")
+        self.event("Warning", instance.id, reason, f"{why}; restart in {delay:g}s (crash {crashes} in a row)")
+        self.wake()
+
+    def _monitor(self, instance_id: str) -> None:
+        self._cancel_monitor(instance_id)
+        self._monitors[instance_id] = asyncio.create_task(self._probe_loop(instance_id))
+
+    def _cancel_monitor(self, instance_id: str) -> None:
+        task = self._monitors.pop(instance_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _probe_loop(self, instance_id: str) -> None:
+        tally = self._tallies.setdefault(instance_id, health.ProbeTally())
+        instance = self.instances[instance_id]
+        release = self.store.release(instance.release)
+        if release is None:
+            return
+        tally.ever_ready = tally.ever_ready or instance.ready_since is not None or instance.state is State.UNREADY
+        next_liveness = time.monotonic() + release.liveness.interval
+        while True:
+            await asyncio.sleep(health.readiness_period(release, tally.ever_ready))
+            instance = self.instances.get(instance_id)
+            if instance is None or not instance.live:
+                return
+            overdue = health.startup_overdue(instance.started_at or 0.0, time.time(), release, tally.ever_ready)
+            if overdue:
+                await self._replace(instance, overdue)
+                return
+            passed, detail = await http_probe(instance.port, release.readiness.path, release.readiness.timeout)
+            await self._readiness(instance_id, health.after_readiness(
+                tally, passed, release, instance.state is State.READY), detail)
+            if time.monotonic() >= next_liveness:
+                next_liveness = time.monotonic() + release.liveness.interval
+                if release.liveness.path != release.readiness.path:
+                    passed, detail = await http_probe(instance.port, release.liveness.path, release.liveness.timeout)
+                verdict = health.after_liveness(tally, passed, release)
+                if verdict.replace:
+                    await self._replace(self.instances[instance_id], f"{verdict.replace} ({detail})")
+                    return
+
+    async def _readiness(self, instance_id: str, verdict: health.Verdict, detail: str) -> None:
+        instance = self.instances.get(instance_id)
+        if verdict.ready is None or instance is None or not instance.live:
+            return
+        if verdict.ready:
+            self._save(instance.evolve(state=State.READY, ready_since=time.time(), message="ready"))
+            self.event("Normal", instance_id, "Ready", detail)
+        else:
+            self._save(instance.evolve(state=State.UNREADY, ready_since=None, message=detail))
+            self.event("Warning", instance_id, "Unready", detail)
+        await self._sync_routes()
+        self.wake()
+
+    async def _replace(self, instance: Instance, why: str) -> None:
+        """Kill an instance that failed its probes; its exit is then recorded as a failure and restarted."""
+        self._replacing[instance.id] = why
+        self.event("Warning", instance.id, "Unhealthy", why)
+        if instance.handle is not None:
+            await asyncio.to_thread(self.driver.kill_all, Handle.from_dict(instance.handle))
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    async def _sync_routes(self) -> None:
+        if self.desired is None:
+            return
+        fingerprint = (self.desired.revision, tuple(sorted(
+            (i.id, i.state.value, i.port) for i in self.instances.values() if i.state is State.READY)))
+        if fingerprint == self._routed:
+            return
+        await self.router.sync(self.desired, list(self.instances.values()))
+        self._routed = fingerprint
+
+    def _save(self, instance: Instance) -> None:
+        self.instances[instance.id] = instance
+        self.store.save_instance(instance)
+
+    def _ports(self) -> set[int]:
+        taken = {i.port for i in self.instances.values()}
+        if self.desired is not None:
+            taken |= {s.endpoint_port for s in self.desired.services.values() if s.endpoint_port}
+        return taken
+
+    def _next_timer(self) -> float:
+        now = time.time()
+        due = [i.next_attempt_at for i in self.instances.values() if i.state in DOWN_STATES and i.next_attempt_at]
+        if self.desired is not None:
+            for instance in self.instances.values():
+                desired = self.desired.services.get(instance.service)
+                if desired and instance.ready_since and desired.rolling.min_ready:
+                    due.append(instance.ready_since + desired.rolling.min_ready)
+        pending = [t - now for t in due if t > now - 0.01]
+        return max(0.01, min([RESYNC, *pending]))
+
+    def event(self, kind: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None) -> None:
+        self.store.add_event(kind, obj, reason, message, data)
+        log.info("%s %s: %s", obj, reason, message)
+
+
+def _free_port(taken: set[int]) -> int:
+    from shipyard.proxy.ports import free_port
+
+    while True:
+        port = free_port()
+        if port not in taken:
+            return port

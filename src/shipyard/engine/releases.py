@@ -1,0 +1,52 @@
+"""From a rendered service to the engine's DesiredService: the release id and the instance environment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from shipyard.engine.model import DesiredService, Probe, Release, Rolling
+from shipyard.spec.models import Probe as ProbeSpec
+from shipyard.spec.models import Service
+
+
+def dependency_env(needs: list[str], endpoints: dict[str, int]) -> dict[str, str]:
+    """`<NAME>_URL` for each needed service, pointing at its stable endpoint."""
+    return {f"{name.upper().replace('-', '_')}_URL": f"http://127.0.0.1:{endpoints[name]}"
+            for name in needs if name in endpoints}
+
+
+def build_release(service: Service, snapshot: str, endpoints: dict[str, int]) -> Release:
+    """The release a service's spec asks for; its id hashes everything that defines it."""
+    env = {**service.env, **dependency_env(service.needs, endpoints)}
+    fields = {
+        "version": service.version, "snapshot": snapshot, "command": service.artifact.command,
+        "env": dict(sorted(env.items())), "cpu": service.resources.cpu, "memory": service.resources.memory,
+        "readiness": service.health.readiness.model_dump(), "liveness": service.health.liveness.model_dump(),
+        "startup_timeout": service.health.startup_timeout,
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+    return Release(
+        id=f"{service.name}-{digest}", service=service.name, version=service.version, snapshot=snapshot,
+        command=tuple(service.artifact.command), env=tuple(sorted(env.items())), cpu=service.resources.cpu,
+        memory=service.resources.memory, readiness=_probe(service.health.readiness),
+        liveness=_probe(service.health.liveness), startup_timeout=service.health.startup_timeout,
+    )
+
+
+def desired_service(service: Service, release: Release, endpoint_port: int | None) -> DesiredService:
+    rolling = service.strategy.rolling
+    return DesiredService(
+        name=service.name, release=release, replicas=service.replicas, strategy=service.strategy.type,
+        rolling=Rolling(rolling.max_surge, rolling.max_unavailable, rolling.min_ready, rolling.progress_deadline),
+        grace_period=service.stop.grace_period, endpoint_port=endpoint_port,
+    )
+
+
+def _probe(spec: ProbeSpec) -> Probe:
+    return Probe(spec.path, spec.interval, spec.timeout, spec.failure_threshold)
+
+
+def snapshot_dir(state_dir: Path, snapshot: str) -> Path:
+    return state_dir / "snapshots" / snapshot

@@ -1,0 +1,54 @@
+"""The engine's view of the data plane: publish who serves each service, and wait for an instance to drain."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Protocol
+
+from shipyard.engine.model import Instance
+
+if TYPE_CHECKING:
+    from shipyard.engine.desired import DesiredState
+
+
+class Router(Protocol):
+    """What the reconciler needs from a data plane; Envoy is one implementation, NoRouter the other."""
+
+    async def sync(self, desired: "DesiredState", instances: Iterable[Instance]) -> None:
+        """Route each service to exactly its ready, non-stopping instances; return once applied."""
+
+    async def drain(self, instance: Instance, timeout: float) -> None:
+        """Return once nothing is in flight to `instance` any more (at most `timeout` seconds)."""
+
+    def endpoint(self, service: str) -> str | None:
+        """The service's stable URL, if the data plane gives it one."""
+
+    def ingress(self) -> str | None:
+        """The ingress URL, if any."""
+
+    async def check(self) -> None:
+        """Keep the data plane itself running (restart it if it died)."""
+
+    def describe(self) -> dict[str, object]:
+        """Facts for `status`: the proxy's pid, admin address, config version, problems."""
+
+
+class NoRouter:
+    """No data plane: instances are reached on their own ports, and nothing needs draining."""
+
+    async def sync(self, desired: "DesiredState", instances: Iterable[Instance]) -> None:
+        return None
+
+    async def drain(self, instance: Instance, timeout: float) -> None:
+        return None
+
+    def endpoint(self, service: str) -> str | None:
+        return None
+
+    def ingress(self) -> str | None:
+        return None
+
+    async def check(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, object]:
+        return {"proxy": None}

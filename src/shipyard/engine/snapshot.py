@@ -1,0 +1,60 @@
+"""Content-addressed snapshots of artifact directories, so a running release never changes under it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+IGNORED = {"__pycache__", ".git", ".venv", "node_modules"}
+
+
+def tree_hash(directory: Path) -> str:
+    """A hash of every file's relative path, exec bit and content (symlinks by their target)."""
+    digest = hashlib.sha256()
+    for path in _files(directory):
+        relative = path.relative_to(directory).as_posix()
+        if path.is_symlink():
+            digest.update(f"L {relative} {os.readlink(path)}\n".encode())
+            continue
+        mode = "x" if path.stat().st_mode & stat.S_IXUSR else "-"
+        digest.update(f"F {relative} {mode} ".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def ensure_snapshot(source: Path, snapshots: Path, content_hash: str) -> Path:
+    """Copy `source` to `snapshots/<hash>` once; the copy is made read-only and never modified."""
+    target = snapshots / content_hash
+    if target.is_dir():
+        return target
+    snapshots.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{content_hash}-", dir=snapshots))
+    try:
+        shutil.copytree(source, staging / "tree", symlinks=True,
+                        ignore=shutil.ignore_patterns(*IGNORED), dirs_exist_ok=False)
+        os.rename(staging / "tree", target)  # atomic: a snapshot is there completely or not at all
+    except FileExistsError:
+        pass  # another pass made it meanwhile
+    except OSError as exc:
+        if not target.is_dir():
+            raise
+        del exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _files(directory: Path) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if d not in IGNORED)
+        for name in sorted(files):
+            found.append(Path(root) / name)
+        for name in dirs:
+            if (Path(root) / name).is_symlink():
+                found.append(Path(root) / name)
+    return found

@@ -1,0 +1,97 @@
+"""The status document (`shipyard status -o json`), assembled from the reconciler's state."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from shipyard.engine.model import Condition, State
+from shipyard.runtime.base import Handle
+
+if TYPE_CHECKING:
+    from shipyard.engine.reconciler import Reconciler
+
+
+def status_document(reconciler: "Reconciler", api: str, source: dict[str, Any] | None) -> dict[str, Any]:
+    desired = reconciler.desired
+    services = []
+    names = sorted(set(desired.services if desired else {}) | {i.service for i in reconciler.instances.values()})
+    for name in names:
+        services.append(_service(reconciler, name))
+    conditions = _conditions(reconciler)
+    return {
+        "environment": reconciler.store.get("environment"),
+        "project": reconciler.store.get("project"),
+        "revision": desired.revision if desired else None,
+        "api": api,
+        "ingress": reconciler.router.ingress(),
+        "suspended": reconciler.suspended,
+        "source": source,
+        "data_plane": reconciler.router.describe(),
+        "services": services,
+        "conditions": [_condition(c) for c in conditions],
+    }
+
+
+def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
+    desired = reconciler.desired.services.get(name) if reconciler.desired else None
+    instances = sorted((i for i in reconciler.instances.values() if i.service == name), key=lambda i: i.created_at)
+    rollout = reconciler.rollouts.get(name)
+    return {
+        "name": name,
+        "version": desired.release.version if desired else None,
+        "release": desired.release.id if desired else None,
+        "desired_replicas": desired.replicas if desired else 0,
+        "ready_replicas": sum(i.state is State.READY for i in instances),
+        "endpoint": reconciler.router.endpoint(name),
+        "strategy": desired.strategy if desired else None,
+        "rollout": dataclasses.asdict(rollout) if rollout else None,
+        "instances": [_instance(reconciler, i) for i in instances],
+    }
+
+
+def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
+    release = reconciler.store.release(instance.release)
+    isolation: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    if instance.handle is not None and instance.live:
+        handle = Handle.from_dict(instance.handle)
+        isolation = dataclasses.asdict(reconciler.driver.isolation(handle))
+        limits = dataclasses.asdict(reconciler.driver.limits(handle))
+    return {
+        "id": instance.id,
+        "version": release.version if release else None,
+        "release": instance.release,
+        "pid": instance.pid,
+        "port": instance.port,
+        "state": instance.state.value,
+        "restarts": instance.restarts,
+        "exit_code": instance.exit_code,
+        "oom_killed": instance.oom_killed,
+        "started_at": instance.started_at,
+        "ready_since": instance.ready_since,
+        "next_attempt_at": instance.next_attempt_at,
+        "message": instance.message,
+        "isolation": isolation,
+        "limits": limits,
+    }
+
+
+def _conditions(reconciler: "Reconciler") -> list[Condition]:
+    conditions = list(reconciler.conditions)
+    for rollout in reconciler.rollouts.values():
+        if rollout.status == "failed":
+            conditions.append(Condition("RolloutFailed", "True", rollout.reason, rollout.message, rollout.service))
+    not_ready = [c for c in conditions if c.status == "False" or c.type == "RolloutFailed"]
+    if reconciler.desired is None:
+        ready = Condition("Ready", "False", "NoDesiredState", "no revision applied yet")
+    elif not_ready:
+        ready = Condition("Ready", "False", not_ready[0].reason, not_ready[0].message)
+    else:
+        ready = Condition("Ready", "True", "AllServicesAvailable", "every service runs its desired instances")
+    return [ready, *conditions]
+
+
+def _condition(condition: Condition) -> dict[str, Any]:
+    return {"type": condition.type, "status": condition.status, "reason": condition.reason,
+            "message": condition.message, "object": condition.object}

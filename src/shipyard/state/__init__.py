@@ -1,0 +1,1 @@
+"""Durable state of one control plane (SQLite) and pure condition helpers."""

@@ -1,0 +1,147 @@
+"""The control plane's durable state: one SQLite database (WAL) in the state dir.
+
+Every change of instances, rollouts and desired state is written here as it happens, so a control
+plane that is killed at any moment resumes from exactly where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shipyard.engine.model import Instance, Release, Rollout, State
+from shipyard.errors import StateError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (service TEXT PRIMARY KEY, port INTEGER NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS releases (id TEXT PRIMARY KEY, service TEXT NOT NULL, created_at REAL NOT NULL,
+                                     data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, service TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (service TEXT NOT NULL, started_at REAL NOT NULL, target TEXT NOT NULL,
+                                     data TEXT NOT NULL, PRIMARY KEY (service, started_at));
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, type TEXT NOT NULL,
+                                   object TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
+                                   data TEXT NOT NULL DEFAULT '{}');
+"""
+MAX_EVENTS = 5000
+
+
+class Store:
+    """Typed access to the state database. Thread-safe: one connection behind a lock."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the state database {path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # ---- meta -------------------------------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        rows = self._execute("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def put(self, key: str, value: Any) -> None:
+        self._execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      (key, json.dumps(value)))
+
+    # ---- endpoints --------------------------------------------------------------------------------
+    def endpoints(self) -> dict[str, int]:
+        return {service: port for service, port in self._execute("SELECT service, port FROM endpoints")}
+
+    def set_endpoint(self, service: str, port: int) -> None:
+        self._execute("INSERT INTO endpoints (service, port) VALUES (?, ?) "
+                      "ON CONFLICT(service) DO UPDATE SET port = excluded.port", (service, port))
+
+    def forget_endpoint(self, service: str) -> None:
+        self._execute("DELETE FROM endpoints WHERE service = ?", (service,))
+
+    # ---- releases ---------------------------------------------------------------------------------
+    def save_release(self, release: Release) -> None:
+        self._execute("INSERT OR IGNORE INTO releases (id, service, created_at, data) VALUES (?, ?, ?, ?)",
+                      (release.id, release.service, time.time(), json.dumps(release.to_dict())))
+
+    def release(self, release_id: str) -> Release | None:
+        rows = self._execute("SELECT data FROM releases WHERE id = ?", (release_id,))
+        return Release.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def releases(self, service: str) -> list[tuple[float, Release]]:
+        rows = self._execute("SELECT created_at, data FROM releases WHERE service = ? ORDER BY created_at", (service,))
+        return [(created, Release.from_dict(json.loads(data))) for created, data in rows]
+
+    # ---- instances --------------------------------------------------------------------------------
+    def save_instance(self, instance: Instance) -> None:
+        self._execute("INSERT INTO instances (id, service, data) VALUES (?, ?, ?) "
+                      "ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                      (instance.id, instance.service, json.dumps(_instance_dict(instance))))
+
+    def delete_instance(self, instance_id: str) -> None:
+        self._execute("DELETE FROM instances WHERE id = ?", (instance_id,))
+
+    def instances(self) -> list[Instance]:
+        return [_instance_from(json.loads(data)) for (data,) in self._execute("SELECT data FROM instances ORDER BY id")]
+
+    # ---- rollouts ---------------------------------------------------------------------------------
+    def save_rollout(self, rollout: Rollout) -> None:
+        self._execute("INSERT INTO rollouts (service, started_at, target, data) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT(service, started_at) DO UPDATE SET data = excluded.data, target = excluded.target",
+                      (rollout.service, rollout.started_at, rollout.target, json.dumps(dataclasses.asdict(rollout))))
+
+    def current_rollouts(self) -> dict[str, Rollout]:
+        rows = self._execute("SELECT data FROM rollouts r WHERE started_at = "
+                             "(SELECT MAX(started_at) FROM rollouts WHERE service = r.service)")
+        rollouts = [Rollout(**json.loads(data)) for (data,) in rows]
+        return {r.service: r for r in rollouts}
+
+    def rollout_history(self, service: str) -> list[Rollout]:
+        rows = self._execute("SELECT data FROM rollouts WHERE service = ? ORDER BY started_at DESC", (service,))
+        return [Rollout(**json.loads(data)) for (data,) in rows]
+
+    # ---- events -----------------------------------------------------------------------------------
+    def add_event(self, type_: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None,
+                  at: float | None = None) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO events (time, type, object, reason, message, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (at or time.time(), type_, obj, reason, message, json.dumps(data or {})))
+            event_id = int(cursor.lastrowid or 0)
+            if event_id % 100 == 0:  # bounded: drop the oldest, in batches to keep inserts cheap
+                self._db.execute("DELETE FROM events WHERE id <= ?", (event_id - MAX_EVENTS,))
+            return event_id
+
+    def events(self, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        rows = self._execute("SELECT id, time, type, object, reason, message, data FROM events WHERE id > ? "
+                             "ORDER BY id DESC LIMIT ?", (after, limit))
+        return [{"id": r[0], "time": r[1], "type": r[2], "object": r[3], "reason": r[4], "message": r[5],
+                 "data": json.loads(r[6])} for r in reversed(rows)]
+
+
+def _instance_dict(instance: Instance) -> dict[str, Any]:
+    data = dataclasses.asdict(instance)
+    data["state"] = instance.state.value
+    return data
+
+
+def _instance_from(data: dict[str, Any]) -> Instance:
+    data["state"] = State(data["state"])
+    return Instance(**data)
+
+

@@ -1,0 +1,164 @@
+"""The local engine end to end: a real control plane, real isolated processes, driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.controlplane import ControlPlane, http_get, pid_alive, wait_for
+from tests.projects import probe_service, write_project
+
+
+@pytest.fixture
+def plane(tmp_path: Path):
+    planes: list[ControlPlane] = []
+
+    def make(services, overlays=None) -> ControlPlane:
+        project = write_project(tmp_path / "project", services, overlays)
+        created = ControlPlane(project, tmp_path / "state")
+        planes.append(created)
+        return created
+
+    yield make
+    for created in planes:
+        created.teardown()
+
+
+def test_up_status_and_down(plane):
+    cp = plane([probe_service("alpha", replicas=2), probe_service("beta", needs=["alpha"])])
+    cp.up()
+    status = cp.status()
+    assert status["environment"] == "dev" and status["revision"].startswith("local-")
+    assert status["api"] == cp.api()
+    alpha = next(s for s in status["services"] if s["name"] == "alpha")
+    assert alpha["desired_replicas"] == 2 and alpha["ready_replicas"] == 2
+    instance = alpha["instances"][0]
+    for key in ("id", "version", "release", "pid", "port", "state", "restarts", "exit_code", "oom_killed",
+                "isolation", "limits"):
+        assert key in instance
+    # the pid is the service's own process: its command line is the service's command
+    cmdline = Path(f"/proc/{instance['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"app.py" in cmdline and b"bwrap" not in cmdline[0]
+    code, _, body = http_get(f"http://127.0.0.1:{instance['port']}/")
+    env = json.loads(body)["env"]
+    assert code == 200 and env["SHIPYARD_SERVICE"] == "alpha" and env["SHIPYARD_INSTANCE"] == instance["id"]
+    beta_env = json.loads(http_get(f"http://127.0.0.1:{cp.instances('beta')[0]['port']}/")[2])["env"]
+    assert beta_env["ALPHA_URL"].startswith("http://127.0.0.1:")
+    pids = [i["pid"] for s in status["services"] for i in s["instances"]]
+    cp.cli("down")
+    assert not any(pid_alive(p) for p in pids)
+    assert not pid_alive(cp.control_pid())
+
+
+def test_second_control_plane_on_the_same_state_dir_is_refused(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    second = cp.up(check=False)
+    assert second.returncode == 1
+    assert "already owns" in second.stderr and "Traceback" not in second.stderr
+
+
+def test_sigkilled_instance_is_replaced_quickly(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    victim = cp.wait_ready("alpha", 1)[0]
+    killed_at = time.monotonic()
+    os.kill(victim["pid"], signal.SIGKILL)
+    replacement = wait_for(lambda: next((i for i in cp.instances("alpha", "ready") if i["pid"] != victim["pid"]), None),
+                           timeout=10, interval=0.02, what="a ready replacement")
+    elapsed = time.monotonic() - killed_at
+    assert replacement["restarts"] == 1 and replacement["exit_code"] == 137
+    assert elapsed < 3.0, f"replacement took {elapsed:.2f}s"
+
+
+def test_crash_loop_backs_off_without_disturbing_neighbours(plane):
+    cp = plane([probe_service("steady"), probe_service("crashy", env={"CRASH_ON_START": "3"})])
+    cp.up("--timeout", "5", check=False)
+    steady = cp.wait_ready("steady", 1)[0]
+    crashy = wait_for(lambda: (lambda i: i if i and i[0]["restarts"] >= 3 else None)(cp.instances("crashy")),
+                      timeout=20, what="three restarts")[0]
+    assert crashy["exit_code"] == 3 and crashy["state"] in ("exited", "starting")
+    delays = [e["message"] for e in json.loads(cp.cli("events", "-o", "json", "--limit", "200").stdout)
+              if e["object"] == crashy["id"] and e["reason"] == "Exited"]
+    assert "restart in 0s" in delays[0] and "restart in 1s" in delays[1] and "restart in 2s" in delays[2]
+    assert cp.instances("steady")[0]["pid"] == steady["pid"] and cp.instances("steady")[0]["restarts"] == 0
+    conditions = {c["reason"] for c in cp.status()["conditions"]}
+    assert "InstancesCrashing" in conditions
+
+
+def test_control_plane_killed_then_readopts_without_restarting(plane):
+    cp = plane([probe_service("alpha", replicas=2), probe_service("beta")])
+    cp.up()
+    before = {i["id"]: i["pid"] for s in cp.status()["services"] for i in s["instances"]}
+    os.kill(cp.control_pid(), signal.SIGKILL)
+    wait_for(lambda: not pid_alive(cp.control_pid()), what="the control plane to die")
+    for pid in before.values():
+        assert pid_alive(pid)
+    port = cp.instances("alpha")[0]["port"] if False else None  # status needs the API: check instances directly
+    del port
+    cp.up()
+    after = {i["id"]: i["pid"] for s in cp.status()["services"] for i in s["instances"]}
+    assert after == before
+
+
+def test_instance_that_died_while_control_plane_was_down_is_noticed(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    victim = cp.wait_ready("alpha", 1)[0]
+    os.kill(cp.control_pid(), signal.SIGKILL)
+    os.kill(victim["pid"], signal.SIGKILL)
+    wait_for(lambda: not pid_alive(victim["pid"]), what="the instance to die")
+    cp.up()
+    replacement = cp.wait_ready("alpha", 1)[0]
+    assert replacement["pid"] != victim["pid"] and replacement["restarts"] == 1
+
+
+def test_invalid_apply_changes_nothing(plane, tmp_path):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    before = cp.status()
+    (cp.project / "services" / "alpha.yaml").write_text("apiVersion: shipyard/v1\nkind: Service\nname: alpha\nreplcas: 2\n")
+    result = cp.cli("apply", check=False)
+    assert result.returncode == 1 and "services/alpha.yaml:4:1: error: replcas" in result.stderr
+    assert "Traceback" not in result.stderr
+    after = cp.status()
+    assert after["revision"] == before["revision"]
+    assert [i["pid"] for i in after["services"][0]["instances"]] == [i["pid"] for i in before["services"][0]["instances"]]
+
+
+def test_apply_scales_and_rolls_a_new_release(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    first = cp.wait_ready("alpha", 1)[0]
+    write_project(cp.project, [probe_service("alpha", replicas=3)])
+    cp.cli("apply")
+    ready = cp.wait_ready("alpha", 3)
+    assert first["pid"] in [i["pid"] for i in ready]  # scaling does not replace
+    write_project(cp.project, [probe_service("alpha", replicas=3, version="2.0.0")])
+    cp.cli("apply")
+    wait_for(lambda: [i["version"] for i in cp.instances("alpha")] == ["2.0.0"] * 3, timeout=30,
+             what="every instance on 2.0.0")
+    assert not pid_alive(first["pid"])
+
+
+def test_capacity_starts_what_fits_and_reports_the_rest(plane):
+    cp = plane([probe_service("alpha", replicas=3, resources={"cpu": "100m", "memory": "64Mi"})])
+    cp.up("--capacity", "cpu=4,memory=150Mi", "--timeout", "5", check=False)
+    wait_for(lambda: len(cp.instances("alpha", "ready")) == 2, what="two ready instances")
+    time.sleep(0.5)
+    assert len(cp.instances("alpha")) == 2
+    condition = next(c for c in cp.status()["conditions"] if c["reason"] == "InsufficientMemory")
+    assert condition["message"] == "alpha needs 1 × 64Mi, 22Mi free"
+
+
+def test_logs_shows_the_instance_output(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    instance = cp.wait_ready("alpha", 1)[0]
+    output = cp.cli("logs", "alpha").stdout
+    assert f"listening on {instance['port']}" in output

@@ -1,0 +1,119 @@
+"""A real control plane for tests: started with the real CLI, stopped (and swept) when the test ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(*args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*SHIPYARD, *args], capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"shipyard {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def http_get(url: str, timeout: float = 5, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {last_error}" if last_error else ""))
+
+
+class ControlPlane:
+    """One environment under test, driven only through the CLI and the API."""
+
+    def __init__(self, project: Path, state_dir: Path, environment: str = "dev") -> None:
+        self.project, self.state_dir, self.environment = project, state_dir, environment
+        self.ingress_port = free_port()
+        self.seen_pids: set[int] = set()
+
+    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli("up", str(self.project), "--env", self.environment, "--state-dir", str(self.state_dir),
+                       "--detach", "--ingress-port", str(self.ingress_port), "--timeout", "60", *extra, check=check)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--state-dir", str(self.state_dir), check=check)
+
+    def status(self) -> dict[str, Any]:
+        document = json.loads(self.cli("status", "-o", "json").stdout)
+        for service in document["services"]:
+            self.seen_pids.update(i["pid"] for i in service["instances"] if i["pid"])
+        return document
+
+    def service(self, name: str) -> dict[str, Any]:
+        return next(s for s in self.status()["services"] if s["name"] == name)
+
+    def instances(self, name: str, state: str | None = None) -> list[dict[str, Any]]:
+        return [i for i in self.service(name)["instances"] if state is None or i["state"] == state]
+
+    def control_pid(self) -> int:
+        return int(json.loads((self.state_dir / "control.json").read_text())["pid"])
+
+    def api(self) -> str:
+        return str(json.loads((self.state_dir / "control.json").read_text())["api"])
+
+    def wait_ready(self, name: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+        return wait_for(lambda: (lambda ready: ready if len(ready) == count else None)(self.instances(name, "ready")),
+                        timeout, 0.1, f"{count} ready instances of {name}")
+
+    def teardown(self) -> None:
+        try:
+            if (self.state_dir / "control.json").exists():
+                self.status()
+                run_cli("down", "--state-dir", str(self.state_dir), check=False, timeout=60)
+        finally:
+            for pid in self.seen_pids | {self._maybe_control_pid()}:
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+
+    def _maybe_control_pid(self) -> int:
+        try:
+            return self.control_pid()
+        except (OSError, ValueError, KeyError):
+            return 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
