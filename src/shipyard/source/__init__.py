@@ -1,0 +1,1 @@
+"""The git source: mirrors of config repositories, snapshots of revisions, webhooks and polling."""
