@@ -24,9 +24,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from shipyard.cli import engine_commands, spec_commands
+    from shipyard.cli import engine_commands, gitops_commands, spec_commands
 
-    for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS]:
+    for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS, *gitops_commands.COMMANDS]:
         cli.add_command(command)
 
 
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: ShipyardError becomes one line per problem on stderr and exit 1."""
     _register()
     try:
-        cli.main(args=argv, prog_name="shipyard", standalone_mode=False)
+        # With standalone_mode off, click returns the code of `ctx.exit(n)` / `Exit(n)` instead of exiting.
+        code = cli.main(args=argv, prog_name="shipyard", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import click
 
 from shipyard.cli.output import emit, info, to_json
 from shipyard.errors import SpecError
+from shipyard.preview.revisions import History, is_url
 from shipyard.spec.load import load_project
 from shipyard.spec.render import check, render
 from shipyard.spec.schema import json_schema
@@ -35,17 +36,38 @@ def validate(directory: Path, environment: str | None) -> None:
 
 
 @click.command(epilog="""\b
+SOURCE is a project directory (rendered as it is on disk), or with --at or --ref a directory in a
+git repository or a git URL (rendered from a clean snapshot of a commit).
+
+\b
 Examples:
   shipyard render examples/shop --env prod
   shipyard render examples/shop --env dev -o json | jq '.services.catalog.replicas'
+  shipyard render . --env prod --at 3f2a9c1d
+  shipyard render . --env prod --at 2024-05-01T12:00:00Z --ref main
+  shipyard render https://git.example.com/shop.git --path deploy --env prod --at v1.4.0
 """)
-@PROJECT_DIR
+@click.argument("source", metavar="SOURCE", default=".")
 @click.option("--env", "environment", metavar="NAME", required=True, help="The environment to render.")
+@click.option("--at", metavar="COMMIT|DATE",
+              help="Render it as it was at this commit, or at this date (the latest commit on --ref at or before "
+                   "it; ISO 8601, local time unless a zone is given).")
+@click.option("--path", "subdir", metavar="SUBDIR", help="The project's directory inside SOURCE.")
+@click.option("--ref", metavar="BRANCH",
+              help="The branch to read (default: the checked-out branch of a local repository, else main).")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-def render_command(directory: Path, environment: str, output: str) -> None:
+def render_command(source: str, environment: str, at: str | None, subdir: str | None, ref: str | None,
+                   output: str) -> None:
     """Print the fully merged desired state of an environment, every default filled in."""
-    _require_dir(directory)
-    emit(render(directory, environment).to_dict(), output)
+    if at is None and ref is None and not is_url(source):
+        directory = Path(source) / (subdir or "")
+        _require_dir(directory)
+        emit(render(directory, environment).to_dict(), output)
+        return
+    history = History.open(source, path=subdir, ref=ref)
+    commit = history.find(at)
+    info(f"{history.label}: {environment} at {commit.short} ({commit.date.isoformat()}) {commit.message}")
+    emit(history.render(commit, environment), output)
 
 
 render_command.name = "render"
