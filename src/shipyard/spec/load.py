@@ -85,7 +85,7 @@ def _validate(source: ProjectSource, document: YamlDocument, expected_kind: str)
         return None
     model = KINDS[expected_kind]
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, by_name=False)  # YAML keys are the camelCase aliases only
     except ValidationError as exc:
         source.problems.extend(problems_from_validation(exc, model, document.position, data))
         return None
@@ -115,7 +115,8 @@ def _add_environment(source: ProjectSource, document: YamlDocument) -> None:
 
 def _declared_name(document: YamlDocument) -> str | None:
     data = document.data
-    if isinstance(data, dict) and isinstance(data.get("name"), str) and data.get("kind") == "Service":
+    if (isinstance(data, dict) and isinstance(data.get("name"), str) and data.get("kind") == "Service"
+            and data.get("apiVersion") == API_VERSION):
         return data["name"]
     return None
 
@@ -134,7 +135,7 @@ def _check_environment_list(source: ProjectSource, project_doc: YamlDocument) ->
         if listed.index(name) != index:
             source.problems.append(Problem(project_doc.file, position.line, position.column,
                                            f"environments[{index}]", f"environment `{name}` is listed twice"))
-        elif name not in source.environments:
+        elif name not in source.environments and not file_has_problems(source, "environments", name):
             source.problems.append(Problem(project_doc.file, position.line, position.column,
                                            f"environments[{index}]",
                                            f"no environments/{name}.yaml defines environment `{name}`"))
@@ -145,6 +146,11 @@ def _check_environment_list(source: ProjectSource, project_doc: YamlDocument) ->
             source.problems.append(Problem(document.file, position.line, position.column, "name",
                                            f"environment `{name}` is not listed in {PROJECT_FILE} environments"
                                            + (f"; did you mean `{hint}`?" if hint else "")))
+
+
+def file_has_problems(source: ProjectSource, directory: str, name: str) -> bool:
+    """Whether `DIRECTORY/NAME.yaml` was reported broken, so that what it defines is not also called missing."""
+    return any(p.file in (f"{directory}/{name}.yaml", f"{directory}/{name}.yml") for p in source.problems)
 
 
 def service_data(document: YamlDocument) -> dict[str, Any]:

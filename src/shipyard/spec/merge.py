@@ -10,7 +10,7 @@ from shipyard.spec.yamlfile import PathKey, Position
 def merge(base: Any, overlay: Any) -> Any:
     """Deep-merge `overlay` onto `base` without changing either."""
     if not isinstance(base, dict) or not isinstance(overlay, dict):
-        return _copy(overlay)
+        return _strip_nulls(overlay)
     merged = {key: _copy(value) for key, value in base.items()}
     for key, value in overlay.items():
         if value is None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from shipyard.spec.types import CountOrPercent, Cpu, Duration, EnvValue, Fraction, Memory
@@ -20,7 +30,8 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=40)]
 class Model(BaseModel):
     """Base of every model: camelCase keys in YAML, unknown keys rejected, values immutable."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True,
+                              allow_inf_nan=False)
 
 
 class Document(Model):
@@ -161,7 +172,11 @@ def _number_or_duration_ms(value: object) -> object:
     return value
 
 
-Threshold = Annotated[float, BeforeValidator(_number_or_duration_ms)]
+Threshold = Annotated[
+    float,
+    BeforeValidator(_number_or_duration_ms),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"}]}),
+]
 
 
 class ThresholdAnalysis(Model):
@@ -214,13 +229,15 @@ class CanaryStrategy(Model):
     pre_rollout: list[Gate] = Field(default_factory=list)
     pre_promotion: list[Gate] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _ascending_to_100(self) -> "CanaryStrategy":
-        if any(b <= a for a, b in zip(self.steps, self.steps[1:])):
-            raise ValueError("steps must be strictly ascending")
-        if self.steps[-1] != 100:
-            raise ValueError("the last step must be 100")
-        return self
+    @field_validator("steps")
+    @classmethod
+    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
+        # A field validator, so the error points at `steps` and other fields' errors are reported too.
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError("must be strictly ascending, e.g. [10, 50, 100]")
+        if steps[-1] != 100:
+            raise ValueError("the last step must be 100: all traffic on the new release")
+        return steps
 
 
 class Strategy(Model):
@@ -259,5 +276,5 @@ class Project(Document):
 class Environment(Document):
     kind: Literal["Environment"]
     name: Name
-    services: dict[str, dict] = Field(default_factory=dict,
-                                      description="Service name → overlay of any Service field, deep-merged onto the base.")
+    services: dict[str, Optional[dict]] = Field(default_factory=dict,
+                                                description="Service name → overlay of any Service field, deep-merged onto the base.")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from shipyard.errors import Problem, SpecError
 from shipyard.spec.hints import closest
-from shipyard.spec.load import ProjectSource, load_project, service_data
+from shipyard.spec.load import ProjectSource, file_has_problems, load_project, service_data
 from shipyard.spec.merge import merge, merge_positions
 from shipyard.spec.models import Service
 from shipyard.spec.problems import field_path, problems_from_validation
@@ -63,6 +63,8 @@ def check(root: Path, environment: str | None = None) -> list[Problem]:
 def render_environment(source: ProjectSource, environment: str) -> tuple[DesiredEnvironment | None, list[Problem]]:
     """Merge and validate every service of one environment; the problems are those of this environment."""
     if environment not in source.environments:
+        if file_has_problems(source, "environments", environment):
+            return None, []  # its file's problems are in source.problems already
         known = ", ".join(sorted(source.environments)) or "none"
         hint = closest(environment, source.environments)
         message = f"unknown environment `{environment}` (defined: {known})" + (f"; did you mean `{hint}`?" if hint else "")
@@ -77,7 +79,7 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
             continue
         data, located = merged
         try:
-            services[name] = Service.model_validate(data)
+            services[name] = Service.model_validate(data, by_name=False)
             positions[name] = located
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
@@ -92,6 +94,8 @@ def _merge_service(
 ) -> tuple[dict[str, Any], dict[PathKey, Position]] | None:
     key_position = env_doc.position(("services", name))
     if name not in source.services:
+        if file_has_problems(source, "services", name):
+            return None  # its file's problems are reported already
         hint = closest(name, source.services)
         problems.append(_problem(key_position, f"services.{name}", f"unknown service `{name}`: no services/*.yaml "
                                  "defines it" + (f"; did you mean `{hint}`?" if hint else "")))

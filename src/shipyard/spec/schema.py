@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import PydanticSerializationError, SchemaError, SchemaSerializer, core_schema
+
 from shipyard.spec.models import Environment, Project, Service
 
 SCHEMA_ID = "https://shipyard.dev/schema/v1.json"
@@ -14,11 +17,12 @@ def json_schema() -> dict[str, Any]:
     """One schema accepting any document of the format, told apart by `kind`."""
     defs: dict[str, Any] = {}
     for model in (Project, Service, Environment):
-        schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}", schema_generator=_Generator)
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
     _add_overlay_defs(defs)
-    defs["Environment"]["properties"]["services"]["additionalProperties"] = {"$ref": "#/$defs/ServiceOverlay"}
+    defs["Environment"]["properties"]["services"]["additionalProperties"] = {
+        "anyOf": [{"$ref": "#/$defs/ServiceOverlay"}, {"type": "null"}]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -26,6 +30,19 @@ def json_schema() -> dict[str, Any]:
         "anyOf": [{"$ref": f"#/$defs/{name}"} for name in ("Project", "Service", "Environment")],
         "$defs": dict(sorted(defs.items())),
     }
+
+
+class _Generator(GenerateJsonSchema):
+    """Defaults written as the format writes them (`1s`, `128Mi`, `95%`), not as the numbers they are stored as."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = super().default_schema(schema)
+        if "default" in json_schema and "default" in schema:
+            try:
+                json_schema["default"] = SchemaSerializer(schema["schema"]).to_python(schema["default"], mode="json")
+            except (SchemaError, PydanticSerializationError):
+                pass  # keep pydantic's own rendering of the default
+        return json_schema
 
 
 def _add_overlay_defs(defs: dict[str, Any]) -> None:

@@ -20,7 +20,9 @@ Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$", "examples": ["200ms", "10s", "5m"]}),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},  # a bare number is seconds
+                              {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"}],
+                    "examples": ["200ms", "10s", "5m"]}),
 ]
 
 Cpu = Annotated[
@@ -93,7 +95,7 @@ def _env_value(value: object) -> str:
     raise ValueError("an env value must be a string, number or boolean")
 
 
-EnvValue = Annotated[str, BeforeValidator(_env_value)]
+EnvValue = Annotated[str, BeforeValidator(_env_value), WithJsonSchema({"type": ["string", "number", "boolean"]})]
 
 
 def resolve_count(value: int | str, total: int, round_up: bool) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
@@ -22,12 +23,19 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration like 200ms, 10s or 5m")
     if isinstance(value, (int, float)):
-        return float(value)
+        return _in_range(float(value), value, "duration")
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            return _in_range(float(match.group(1)) * _DURATION_UNITS[match.group(2)], value, "duration")
     raise ValueError(f"invalid duration {value!r}: expected a number with a unit, like 200ms, 10s or 5m")
+
+
+def _in_range(number: float, value: object, what: str) -> float:
+    # Values are formatted in thousandths (`ms`, millicores): NaN, infinity or beyond cannot be.
+    if not math.isfinite(number * 1000):
+        raise ValueError(f"invalid {what} {value!r}: out of range")
+    return number
 
 
 def format_duration(seconds: float) -> str:
@@ -48,12 +56,12 @@ def parse_cpu(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected cores like 0.5 or millicores like 250m")
     if isinstance(value, (int, float)):
-        return float(value)
+        return _in_range(float(value), value, "cpu")
     if isinstance(value, str):
         match = _CPU.match(value)
         if match:
             number = float(match.group(1))
-            return number / 1000 if match.group(2) else number
+            return _in_range(number / 1000 if match.group(2) else number, value, "cpu")
     raise ValueError(f"invalid cpu {value!r}: expected cores like 0.5 or millicores like 250m")
 
 
@@ -72,7 +80,7 @@ def parse_memory(value: object) -> int:
     if isinstance(value, str):
         match = _MEMORY.match(value)
         if match:
-            return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
+            return int(_in_range(float(match.group(1)) * _MEMORY_UNITS[match.group(2)], value, "memory"))
     raise ValueError(f"invalid memory {value!r}: expected a quantity like 128Mi or 1Gi")
 
 

@@ -14,6 +14,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from shipyard.errors import Problem
 
 PathKey = tuple[str | int, ...]
+_TOO_DEEP = "YAML nested too deeply"
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,12 @@ def read_yaml(path: Path, relative: str) -> YamlDocument:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        message = " ".join(" ".join(part.split()) for part in (exc.context, exc.problem) if part) or "invalid YAML"
         raise YamlSyntaxError([Problem(relative, line, column, "", f"YAML syntax: {message}")]) from exc
     except YAMLError as exc:
-        raise YamlSyntaxError([Problem(relative, 1, 1, "", f"YAML syntax: {exc}")]) from exc
+        raise YamlSyntaxError([Problem(relative, 1, 1, "", "YAML syntax: " + " ".join(str(exc).split()))]) from exc
+    except RecursionError as exc:
+        raise YamlSyntaxError([Problem(relative, 1, 1, "", _TOO_DEEP)]) from exc
     documents = [d for d in documents if d is not None]
     if not documents:
         raise YamlSyntaxError([Problem(relative, 1, 1, "", "the file is empty: expected one YAML document")])
@@ -66,7 +69,10 @@ def read_yaml(path: Path, relative: str) -> YamlDocument:
         raise YamlSyntaxError([Problem(relative, 1, 1, "", "expected one YAML document per file, found "
                                                            f"{len(documents)}")])
     document = YamlDocument(relative, None)
-    document.data = _plain(documents[0], (), document)
+    try:
+        document.data = _plain(documents[0], (), document)
+    except RecursionError as exc:
+        raise YamlSyntaxError([Problem(relative, 1, 1, "", _TOO_DEEP)]) from exc
     return document
 
 
@@ -83,7 +89,7 @@ def _plain(node: Any, path: PathKey, document: YamlDocument) -> Any:
     if isinstance(node, CommentedMap):
         result: dict[str, Any] = {}
         for key, value in node.items():
-            line, column = node.lc.key(key)
+            line, column = _key_position(node, key)
             child = (*path, str(key))
             document.positions[child] = Position(document.file, line + 1, column + 1)
             result[str(key)] = _plain(value, child, document)
@@ -97,6 +103,12 @@ def _plain(node: Any, path: PathKey, document: YamlDocument) -> Any:
             items.append(_plain(value, child, document))
         return items
     return _scalar(node)
+
+
+def _key_position(node: CommentedMap, key: Any) -> tuple[int, int]:
+    """0-based; keys merged in with `<<: *anchor` have no position of their own, so they get the map's."""
+    found = (node.lc.data or {}).get(key)
+    return (found[0], found[1]) if found else (node.lc.line or 0, node.lc.col or 0)
 
 
 def _scalar(node: Any) -> Any:

@@ -1,0 +1,182 @@
+"""Pure translation of routes and ingress rules into Envoy route configurations (RDS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.proxy.model import (
+    CookieMatch,
+    DataPlane,
+    HeaderMatch,
+    IngressRule,
+    Match,
+    Route,
+    envoy_name,
+)
+
+Json = dict[str, Any]
+
+_ROUTES = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+_PREVIOUS_HOSTS = (
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+)
+
+# Methods whose requests may be replayed after a reset: the backend may already have processed
+# them, so only these get `reset`; every other method only retries when nothing was sent.
+IDEMPOTENT_METHODS = "GET|HEAD|OPTIONS|TRACE|PUT|DELETE"
+RETRY_ON_IDEMPOTENT = "connect-failure,refused-stream,reset"
+RETRY_ON_OTHERS = "connect-failure,refused-stream,reset-before-request"
+NO_UPSTREAM_BODY = "no healthy upstream"
+
+
+def duration(seconds: float) -> str:
+    """A protobuf Duration in JSON form ("1.5s")."""
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def service_routes(name: str, route: Route) -> Json:
+    """The route configuration of a service endpoint (listener `name`)."""
+    return {
+        "@type": _ROUTES,
+        "name": name,
+        # A route naming a cluster Envoy does not have is rejected instead of answering 503.
+        "validate_clusters": True,
+        "virtual_hosts": [
+            {
+                "name": envoy_name(route.service),
+                "domains": ["*"],
+                "routes": route_entries(route, None),
+            }
+        ],
+    }
+
+
+def ingress_routes(plane: DataPlane, name: str) -> Json:
+    """The ingress route configuration: a virtual host per host named by a rule, plus any host."""
+    by_service = {r.service: r for r in plane.routes}
+    hosts = sorted({r.host.lower() for r in plane.ingress if r.host is not None})
+    # Rules without a host apply to every host, so each host also gets them as fallbacks.
+    virtual_hosts = [
+        _ingress_host(
+            h, [h], [r for r in plane.ingress if r.host is None or r.host.lower() == h], by_service
+        )
+        for h in hosts
+    ]
+    any_host = [r for r in plane.ingress if r.host is None]
+    virtual_hosts.append(_ingress_host("any", ["*"], any_host, by_service))
+    return {
+        "@type": _ROUTES,
+        "name": name,
+        "validate_clusters": True,
+        "virtual_hosts": virtual_hosts,
+    }
+
+
+def _ingress_host(
+    name: str, domains: list[str], rules: list[IngressRule], by_service: dict[str, Route]
+) -> Json:
+    def order(rule: IngressRule) -> tuple[int, int, str]:
+        # Longest prefix first; at equal length a rule naming the host beats a wildcard one.
+        prefix = _prefix(rule.path_prefix)
+        return (-len(prefix), rule.host is None, rule.service)
+
+    routes: list[Json] = []
+    for rule in sorted(rules, key=order):
+        routes += route_entries(by_service[rule.service], rule.path_prefix)
+    return {"name": name, "domains": domains, "routes": routes}
+
+
+def _prefix(path_prefix: str | None) -> str:
+    return (path_prefix or "/").rstrip("/")
+
+
+def route_entries(route: Route, path_prefix: str | None) -> list[Json]:
+    """The Envoy routes of one service: A/B matches first, then the weighted split.
+
+    With retries, idempotent methods get their own copy retrying on `reset`; the rest retry only
+    when the request never reached a backend (`reset-before-request`).
+    """
+    classes: list[tuple[str | None, str]] = [(None, RETRY_ON_OTHERS)]
+    if route.retries:
+        classes.insert(0, (IDEMPOTENT_METHODS, RETRY_ON_IDEMPOTENT))
+    entries: list[Json] = []
+    for methods, retry_on in classes:
+        for m in route.matches:
+            assert route.match_cluster is not None  # checked by Route
+            action = _action(route, ((route.match_cluster, 1),), retry_on)
+            entries.append({"match": _match(path_prefix, methods, m), **action})
+        entries.append(
+            {"match": _match(path_prefix, methods, None), **_action(route, route.weights, retry_on)}
+        )
+    return entries
+
+
+def _match(path_prefix: str | None, methods: str | None, match: Match | None) -> Json:
+    prefix = _prefix(path_prefix)
+    # path_separated_prefix: "/api" matches "/api" and "/api/x" but not "/apix".
+    result: Json = {"path_separated_prefix": prefix} if prefix else {"prefix": "/"}
+    headers: list[Json] = []
+    if methods is not None:
+        headers.append({"name": ":method", "string_match": {"safe_regex": {"regex": methods}}})
+    if isinstance(match, HeaderMatch):
+        headers.append({"name": match.name.lower(), "string_match": {"exact": match.value}})
+    elif isinstance(match, CookieMatch):
+        cookie = f"{_re2_escape(match.name)}={_re2_escape(match.value)}"
+        regex = rf"(.*;\s*)?{cookie}(\s*;.*)?"
+        headers.append({"name": "cookie", "string_match": {"safe_regex": {"regex": regex}}})
+    if headers:
+        result["headers"] = headers
+    return result
+
+
+def _re2_escape(text: str) -> str:
+    return "".join(c if c.isalnum() else "\\" + c for c in text)
+
+
+def _action(route: Route, weights: tuple[tuple[str, int], ...], retry_on: str) -> Json:
+    totals: dict[str, int] = {}
+    for cluster, weight in weights:
+        if weight > 0:
+            totals[cluster] = totals.get(cluster, 0) + weight
+    if not totals:
+        return {"direct_response": {"status": 503, "body": {"inline_string": NO_UPSTREAM_BODY}}}
+    action: Json = {
+        "timeout": duration(route.timeout_s),
+        "idle_timeout": duration(route.idle_timeout_s),
+    }
+    if len(totals) == 1:
+        action["cluster"] = envoy_name(next(iter(totals)))
+    else:
+        action["weighted_clusters"] = {
+            "clusters": [{"name": envoy_name(c), "weight": w} for c, w in sorted(totals.items())]
+        }
+    if route.retries:
+        action["retry_policy"] = _retry_policy(route.retries, retry_on)
+    if route.mirror_cluster is not None and route.mirror_percent > 0:
+        parts_per_million = round(route.mirror_percent * 10_000)
+        action["request_mirror_policies"] = [
+            {
+                "cluster": envoy_name(route.mirror_cluster),
+                "runtime_fraction": {
+                    "default_value": {"numerator": parts_per_million, "denominator": "MILLION"}
+                },
+            }
+        ]
+    return {"route": action}
+
+
+def _retry_policy(retries: int, retry_on: str) -> Json:
+    return {
+        "retry_on": retry_on,
+        "num_retries": retries,
+        # Retry on another instance than the one that just failed.
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": _PREVIOUS_HOSTS},
+            }
+        ],
+        "host_selection_retry_max_attempts": 3,
+        "retry_back_off": {"base_interval": "0.01s", "max_interval": "0.1s"},
+    }

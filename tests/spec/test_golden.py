@@ -1,0 +1,36 @@
+"""Golden tests of `render` on the example: the full desired state of each environment, every default filled in.
+
+After an intended change of the format or of the example, regenerate the files and review their diff:
+
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/spec/test_golden.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from shipyard.spec.render import render
+
+from .conftest import EXAMPLE
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_render_matches_golden(environment: str) -> None:
+    rendered = json.dumps(render(EXAMPLE, environment).to_dict(), indent=2, sort_keys=False) + "\n"
+    golden = GOLDEN / f"{environment}.json"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(rendered, encoding="utf-8")
+    assert golden.is_file(), f"{golden} is missing; create it with UPDATE_GOLDEN=1"
+    assert rendered == golden.read_text(encoding="utf-8"), (
+        f"render(examples/shop, {environment!r}) differs from tests/spec/golden/{environment}.json; if the change "
+        "is intended, regenerate with UPDATE_GOLDEN=1 (see this module's docstring) and review the diff")
+
+
+def test_golden_render_is_deterministic() -> None:
+    assert render(EXAMPLE, "prod").to_dict() == render(EXAMPLE, "prod").to_dict()
