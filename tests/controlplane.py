@@ -94,7 +94,8 @@ class ControlPlane:
     def teardown(self) -> None:
         try:
             if (self.state_dir / "control.json").exists():
-                self.status()
+                if pid_alive(self._maybe_control_pid()):
+                    self.status()
                 run_cli("down", "--state-dir", str(self.state_dir), check=False, timeout=60)
         finally:
             for pid in self.seen_pids | {self._maybe_control_pid()}:

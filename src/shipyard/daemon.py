@@ -101,6 +101,7 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     plane.reconciler.adopt()
     loop_task = asyncio.create_task(plane.reconciler.run())
+    watchdog = asyncio.create_task(_watch_data_plane(plane))
     api_task = asyncio.create_task(server.serve(sockets=[sock]))
     control = {"pid": os.getpid(), "api": plane.api, "started_at": time.time(), "environment": plane.environment}
     write_control(plane.state_dir, control)
@@ -108,8 +109,20 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     await plane.shutdown.wait()
     server.should_exit = True
     loop_task.cancel()
-    await asyncio.gather(loop_task, api_task, return_exceptions=True)
+    watchdog.cancel()
+    await asyncio.gather(loop_task, api_task, watchdog, return_exceptions=True)
     await plane.reconciler.close()
+
+
+async def _watch_data_plane(plane: ControlPlane) -> None:
+    """Envoy must serve again within a second of dying: check it five times a second (a /proc read)."""
+    while True:
+        await asyncio.sleep(0.2)
+        try:
+            await plane.reconciler.router.check()
+        except Exception as exc:  # noqa: BLE001 - keep watching; the failure is reported as an event
+            plane.reconciler.event("Warning", "data-plane", "ProxyRestartFailed", str(exc))
+            await asyncio.sleep(1.0)
 
 
 def main(argv: list[str] | None = None) -> None:

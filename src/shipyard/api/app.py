@@ -37,6 +37,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
 
     async def down(request: Request) -> Response:
         await plane.reconciler.stop_all()
+        await plane.reconciler.router.shutdown()
         plane.reconciler.store.put("revision", None)
         asyncio.get_running_loop().call_later(0.1, plane.shutdown.set)
         return JSONResponse({"stopped": True})

@@ -176,12 +176,16 @@ def _down_offline(state: Path) -> None:
 
     lock = lock_state_dir(state)
     del lock
-    plane = ControlPlane(state, None, read_control(state)["environment"], machine_capacity())  # type: ignore[index]
+    from shipyard.proxy.router import EnvoyRouter
+
+    router = EnvoyRouter(state / "proxy", 0)
+    plane = ControlPlane(state, None, read_control(state)["environment"], machine_capacity(), router)  # type: ignore[index]
 
     async def stop() -> None:
         plane.reconciler.adopt()
         await plane.reconciler.stop_all()
         await plane.reconciler.close()
+        await router.shutdown()
 
     asyncio.run(stop())
     info(f"stopped the instances left in {state} (no control plane was running)")

@@ -19,7 +19,8 @@ OUTPUT_OPTION = click.option(
 
 
 def stdout() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+    # Off a terminal, never truncate: tables end up in logs and pipes.
+    return Console(file=sys.stdout, soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 1000)
 
 
 def stderr() -> Console:

@@ -50,6 +50,8 @@ class Reconciler:
         self._exits = ExitWatcher(self._exited)
         self._replacing: dict[str, str] = {}  # instance id → why we are killing it
         self._routed: object = None
+        self._sync_lock = asyncio.Lock()
+        self._lingering: set[str] = set()  # stopping instances still in their cluster, without weight
         self._closing = False
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -183,6 +185,8 @@ class Reconciler:
         instance = self.instances.get(instance_id)
         if instance is None or instance_id in self._stops:
             return
+        if instance.state is State.READY:
+            self._lingering.add(instance_id)  # before any sync: its weight must go before its endpoint
         self._save(instance.evolve(state=State.STOPPING, stopping_since=time.time(), message=reason))
         self.event("Normal", instance_id, "Stopping", reason)
         self._stops[instance_id] = asyncio.create_task(self._finish_stop(instance_id, reason))
@@ -194,7 +198,9 @@ class Reconciler:
         deadline = time.monotonic() + grace
         try:
             self._cancel_monitor(instance_id)
-            await self._sync_routes()
+            await self._sync_routes()   # first its weight goes …
+            self._lingering.discard(instance_id)
+            await self._sync_routes()   # … then its endpoint
             await self.router.drain(instance, timeout=grace)
             if instance.handle is not None:
                 self._exits.unwatch(instance_id)
@@ -308,13 +314,25 @@ class Reconciler:
 
     # ---- helpers -----------------------------------------------------------------------------------
     async def _sync_routes(self) -> None:
+        # Serialised, and the state is read once the lock is held: an older picture of the
+        # instances must never be published after a newer one.
+        async with self._sync_lock:
+            await self._sync_routes_locked()
+
+    async def _sync_routes_locked(self) -> None:
         if self.desired is None:
             return
         fingerprint = (self.desired.revision, tuple(sorted(
-            (i.id, i.state.value, i.port) for i in self.instances.values() if i.state is State.READY)))
+            (i.id, i.state.value, i.port) for i in self.instances.values() if i.state is State.READY)),
+            tuple(sorted({i.release for i in self.instances.values()})), tuple(sorted(self._lingering)))
         if fingerprint == self._routed:
             return
-        await self.router.sync(self.desired, list(self.instances.values()))
+        try:
+            await self.router.sync(self.desired, list(self.instances.values()), frozenset(self._lingering))
+        except ShipyardError as exc:
+            # Envoy keeps serving what it accepted last; the next pass tries again.
+            self.event("Warning", "data-plane", "PublishFailed", str(exc))
+            return
         self._routed = fingerprint
 
     def _save(self, instance: Instance) -> None:

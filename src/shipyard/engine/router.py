@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 class Router(Protocol):
     """What the reconciler needs from a data plane; Envoy is one implementation, NoRouter the other."""
 
-    async def sync(self, desired: "DesiredState", instances: Iterable[Instance]) -> None:
+    async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
+                   lingering: frozenset[str] = frozenset()) -> None:
         """Route each service to exactly its ready, non-stopping instances; return once applied."""
 
     async def drain(self, instance: Instance, timeout: float) -> None:
@@ -31,11 +32,15 @@ class Router(Protocol):
     def describe(self) -> dict[str, object]:
         """Facts for `status`: the proxy's pid, admin address, config version, problems."""
 
+    async def shutdown(self) -> None:
+        """Stop the data plane itself (`shipyard down`)."""
+
 
 class NoRouter:
     """No data plane: instances are reached on their own ports, and nothing needs draining."""
 
-    async def sync(self, desired: "DesiredState", instances: Iterable[Instance]) -> None:
+    async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
+                   lingering: frozenset[str] = frozenset()) -> None:
         return None
 
     async def drain(self, instance: Instance, timeout: float) -> None:
@@ -52,3 +57,6 @@ class NoRouter:
 
     def describe(self) -> dict[str, object]:
         return {"proxy": None}
+
+    async def shutdown(self) -> None:
+        return None

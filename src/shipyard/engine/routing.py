@@ -15,7 +15,8 @@ def cluster_name(release_id: str) -> str:
     return f"{service}.{digest}"
 
 
-def data_plane(desired: DesiredState, instances: Iterable[Instance], ingress_port: int) -> DataPlane:
+def data_plane(desired: DesiredState, instances: Iterable[Instance], ingress_port: int,
+               lingering: frozenset[str] = frozenset()) -> DataPlane:
     """Each service's listener splits traffic over its releases in proportion to their ready instances.
 
     A release keeps its cluster while any of its instances exists (starting ones so a route never
@@ -25,7 +26,8 @@ def data_plane(desired: DesiredState, instances: Iterable[Instance], ingress_por
     by_release: dict[str, list[Instance]] = {}
     for instance in instances:
         by_release.setdefault(instance.release, []).append(instance)
-    clusters = [Cluster(cluster_name(release), _ready_endpoints(group)) for release, group in sorted(by_release.items())]
+    clusters = [Cluster(cluster_name(release), _ready_endpoints(group, lingering))
+                for release, group in sorted(by_release.items())]
     routes: list[Route] = []
     for name in sorted(desired.services):
         service, spec = desired.services[name], desired.specs[name]
@@ -41,5 +43,6 @@ def data_plane(desired: DesiredState, instances: Iterable[Instance], ingress_por
     return DataPlane(routes=tuple(routes), clusters=tuple(clusters), ingress_port=ingress_port, ingress=ingress)
 
 
-def _ready_endpoints(group: list[Instance]) -> tuple[Endpoint, ...]:
-    return tuple(sorted(Endpoint("127.0.0.1", i.port) for i in group if i.state is State.READY))
+def _ready_endpoints(group: list[Instance], lingering: frozenset[str] = frozenset()) -> tuple[Endpoint, ...]:
+    return tuple(sorted(Endpoint("127.0.0.1", i.port) for i in group
+                        if i.state is State.READY or i.id in lingering))

@@ -182,7 +182,7 @@ async def start(
         await wait_ready(handle, timeout_s)
     except BaseException:
         kill(handle)  # never leave a half-started Envoy holding the ports and the base id
-        _remove_shared_memory(base_id)
+        remove_hot_restart_state(base_id)
         raise
     return handle
 
@@ -296,7 +296,7 @@ async def _wait_exit(handle: EnvoyHandle, timeout_s: float) -> bool:
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(POLL_S)
-    _remove_shared_memory(handle.base_id)
+    remove_hot_restart_state(handle.base_id)
     return True
 
 
@@ -311,10 +311,10 @@ def kill(handle: EnvoyHandle) -> None:
     deadline = time.monotonic() + 5
     while is_alive(handle) and time.monotonic() < deadline:
         time.sleep(POLL_S)
-    _remove_shared_memory(handle.base_id)
+    remove_hot_restart_state(handle.base_id)
 
 
-def _remove_shared_memory(base_id: int) -> None:
+def remove_hot_restart_state(base_id: int) -> None:
     """Remove the hot restart state Envoy leaves in /dev/shm when it does not exit cleanly.
 
     One file per base id, named after base_id * 10 (Envoy's scaling of the base id); kept if any

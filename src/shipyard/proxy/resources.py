@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import hashlib
 import json
 from pathlib import Path
@@ -175,6 +177,21 @@ def _outlier_detection() -> Json:
     }
 
 
+def _error_access_log(path: str) -> Json:
+    return {
+        "name": "envoy.access_loggers.file",
+        "filter": {"status_code_filter": {"comparison": {
+            "op": "GE", "value": {"default_value": 500, "runtime_key": "shipyard.error_log_min_status"}}}},
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": {"text_format_source": {"inline_string":
+                "%START_TIME% %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% "
+                "%UPSTREAM_CLUSTER% %UPSTREAM_HOST% %RESPONSE_CODE_DETAILS% %UPSTREAM_TRANSPORT_FAILURE_REASON%\n"}},
+        },
+    }
+
+
 def _listener(name: str, address: str, port: int, config_dir: Path, ingress: bool) -> Json:
     hcm: Json = {
         "@type": _HCM,
@@ -189,6 +206,11 @@ def _listener(name: str, address: str, port: int, config_dir: Path, ingress: boo
         "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
         "upgrade_configs": [{"upgrade_type": "websocket"}],
     }
+    error_log = os.environ.get("SHIPYARD_ENVOY_ERROR_LOG")
+    if error_log:
+        # Off by default (every per-request feature costs throughput): a log of 5xx answers with
+        # Envoy's response flags, for diagnosing failed requests.
+        hcm["access_log"] = [_error_access_log(error_log)]
     if ingress:
         hcm.update(
             use_remote_address=True,

@@ -1,0 +1,99 @@
+"""The engine's Router backed by one detached Envoy per environment (adopted across control-plane restarts)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from shipyard.errors import DataPlaneError
+from shipyard.proxy import envoy
+from shipyard.proxy.model import DataPlane, Endpoint
+from shipyard.proxy.ports import free_port
+from shipyard.proxy.publish import publish
+
+if TYPE_CHECKING:
+    from shipyard.engine.desired import DesiredState
+    from shipyard.engine.model import Instance
+
+log = logging.getLogger("shipyard.proxy")
+
+
+class EnvoyRouter:
+    """Publishes the engine's routing to Envoy and confirms it; restarts Envoy if it dies."""
+
+    def __init__(self, config_dir: Path, ingress_port: int) -> None:
+        self.config_dir, self.ingress_port = config_dir, ingress_port
+        self.handle: envoy.EnvoyHandle | None = None
+        self.endpoints: dict[str, int] = {}
+        self.problem: str | None = None
+        self.restarts = 0
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> envoy.EnvoyHandle:
+        if self.handle is not None and envoy.is_alive(self.handle):
+            return self.handle
+        saved = self.handle or envoy.EnvoyHandle.load(self.config_dir)
+        if saved is not None and self.handle is None and await envoy.adopt(saved):
+            log.info("adopted Envoy pid %s", saved.pid)
+            self.handle = saved
+            return saved
+        admin_port = saved.admin_port if saved is not None else free_port()
+        base_id = saved.base_id if saved is not None else admin_port
+        if saved is not None:
+            # A killed Envoy leaves its hot-restart state behind; a new one on that base id aborts.
+            envoy.remove_hot_restart_state(saved.base_id)
+            self.restarts += 1
+            log.warning("Envoy pid %s is gone: restarting it with the current configuration", saved.pid)
+        self.handle = await envoy.start(self.config_dir, admin_port, base_id, self.config_dir / "envoy.log")
+        return self.handle
+
+    async def sync(self, desired: "DesiredState", instances: Iterable["Instance"],
+                   lingering: frozenset[str] = frozenset()) -> None:
+        from shipyard.engine.routing import data_plane
+
+        plane: DataPlane = data_plane(desired, list(instances), self.ingress_port, lingering)
+        self.endpoints = {route.service: route.port for route in plane.routes}
+        async with self._lock:
+            handle = await self._ensure()
+            try:
+                await publish(plane, handle)
+                self.problem = None
+            except DataPlaneError as exc:
+                self.problem = str(exc)
+                raise
+
+    async def drain(self, instance: "Instance", timeout: float) -> None:
+        from shipyard.engine.routing import cluster_name
+
+        if self.handle is None or not envoy.is_alive(self.handle):
+            return
+        async with self.handle.admin() as admin:
+            try:
+                await admin.wait_drained(cluster_name(instance.release), Endpoint("127.0.0.1", instance.port), timeout)
+            except DataPlaneError as exc:
+                log.warning("%s: %s; stopping it anyway (grace period over)", instance.id, exc)
+
+    def endpoint(self, service: str) -> str | None:
+        port = self.endpoints.get(service)
+        return f"http://127.0.0.1:{port}" if port else None
+
+    def ingress(self) -> str | None:
+        return f"http://127.0.0.1:{self.ingress_port}" if self.ingress_port else None
+
+    async def check(self) -> None:
+        async with self._lock:
+            await self._ensure()
+
+    def describe(self) -> dict[str, object]:
+        handle = self.handle
+        return {"proxy": "envoy", "pid": handle.pid if handle else None,
+                "admin": f"http://127.0.0.1:{handle.admin_port}" if handle else None,
+                "restarts": self.restarts, "problem": self.problem}
+
+    async def shutdown(self) -> None:
+        async with self._lock:
+            handle = self.handle or envoy.EnvoyHandle.load(self.config_dir)
+            if handle is not None and await envoy.adopt(handle):
+                await envoy.stop(handle)

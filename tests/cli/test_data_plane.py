@@ -1,0 +1,105 @@
+"""The data plane end to end: a real control plane, a real Envoy, real instances and real traffic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.controlplane import ControlPlane, free_port, http_get, pid_alive, wait_for
+from tests.load import Load
+from tests.projects import probe_service, write_project
+
+
+@pytest.fixture
+def plane(tmp_path: Path):
+    planes: list[ControlPlane] = []
+
+    def make(services) -> ControlPlane:
+        created = ControlPlane(write_project(tmp_path / "project", services), tmp_path / "state")
+        planes.append(created)
+        return created
+
+    yield make
+    for created in planes:
+        created.teardown()
+
+
+def endpoint_port(cp: ControlPlane, service: str) -> int:
+    return int(cp.service(service)["endpoint"].rsplit(":", 1)[1])
+
+
+def test_endpoints_ingress_and_dependency_urls_go_through_envoy(plane):
+    port = free_port()
+    cp = plane([probe_service("alpha", replicas=2, endpoint={"port": port}, ingress={"host": "alpha.test"}),
+                probe_service("beta", needs=["alpha"], ingress={"path": "/beta"})])
+    cp.up()
+    status = cp.status()
+    assert cp.service("alpha")["endpoint"] == f"http://127.0.0.1:{port}"
+    assert status["ingress"] == f"http://127.0.0.1:{cp.ingress_port}"
+    code, headers, body = http_get(f"http://127.0.0.1:{port}/")
+    assert code == 200 and headers.get("server") == "envoy"
+    served = {json.loads(http_get(f"http://127.0.0.1:{port}/")[2])["instance"] for _ in range(20)}
+    assert served == {i["id"] for i in cp.instances("alpha")}  # balanced over both instances
+    beta_env = json.loads(http_get(f"http://127.0.0.1:{endpoint_port(cp, 'beta')}/")[2])["env"]
+    assert beta_env["ALPHA_URL"] == f"http://127.0.0.1:{port}"
+    by_host = json.loads(http_get(f"{status['ingress']}/", headers={"Host": "alpha.test"})[2])
+    by_path = json.loads(http_get(f"{status['ingress']}/beta")[2])
+    assert by_host["env"]["SHIPYARD_SERVICE"] == "alpha" and by_path["env"]["SHIPYARD_SERVICE"] == "beta"
+
+
+def test_rolling_updates_under_load_fail_no_request(plane):
+    cp = plane([probe_service("alpha", replicas=3)])
+    cp.up()
+    port = endpoint_port(cp, "alpha")
+    with Load(port) as load:
+        for version in ("2.0.0", "3.0.0", "4.0.0"):
+            write_project(cp.project, [probe_service("alpha", replicas=3, version=version)])
+            cp.cli("apply")
+            wait_for(lambda: [i["version"] for i in cp.instances("alpha", "ready")] == [version] * 3
+                     and len(cp.instances("alpha")) == 3, timeout=30, what=f"all instances on {version}")
+    assert load.result.ok > 100
+    assert load.result.failures == []
+
+
+def test_sigkilled_instance_under_load_fails_no_get(plane):
+    cp = plane([probe_service("alpha", replicas=3)])
+    cp.up()
+    with Load(endpoint_port(cp, "alpha")) as load:
+        time.sleep(0.5)
+        os.kill(cp.instances("alpha")[0]["pid"], signal.SIGKILL)
+        cp.wait_ready("alpha", 3)
+        time.sleep(0.5)
+    assert load.result.ok > 50 and load.result.failures == []
+
+
+def test_envoy_killed_serves_again_within_a_second(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    port = endpoint_port(cp, "alpha")
+    envoy_pid = cp.status()["data_plane"]["pid"]
+    os.kill(envoy_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: http_get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)[0] == 200, timeout=5, interval=0.01,
+             what="the endpoint to serve again")
+    assert time.monotonic() - killed < 1.0
+    assert cp.status()["data_plane"]["pid"] != envoy_pid
+
+
+def test_control_plane_killed_leaves_traffic_unaffected(plane):
+    cp = plane([probe_service("alpha", replicas=2)])
+    cp.up()
+    port = endpoint_port(cp, "alpha")
+    envoy_pid = cp.status()["data_plane"]["pid"]
+    with Load(port) as load:
+        time.sleep(0.3)
+        os.kill(cp.control_pid(), signal.SIGKILL)
+        wait_for(lambda: not pid_alive(cp.control_pid()), what="the control plane to die")
+        time.sleep(1.0)
+    assert load.result.ok > 20 and load.result.failures == []
+    cp.up()
+    assert cp.status()["data_plane"]["pid"] == envoy_pid  # adopted, not restarted
