@@ -119,6 +119,13 @@ def main() -> None:
         finally:
             if (state / "control.json").exists():
                 run_cli("down", "--state-dir", str(state), check=False, timeout=300)
+            envoy_pid = state / "proxy" / "envoy.pid"   # the data plane's Envoy, if down left it behind
+            try:
+                pid = int(envoy_pid.read_text().strip())
+                if str(state) in Path(f"/proc/{pid}/cmdline").read_text():   # still that Envoy, not a reused pid
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
             for pid in seen_pids | {control_pid}:
                 if pid:
                     try:

@@ -98,12 +98,21 @@ class ControlPlane:
                     self.status()
                 run_cli("down", "--state-dir", str(self.state_dir), check=False, timeout=60)
         finally:
-            for pid in self.seen_pids | {self._maybe_control_pid()}:
+            for pid in self.seen_pids | {self._maybe_control_pid(), self._envoy_pid()}:
                 if pid:
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
+
+    def _envoy_pid(self) -> int:
+        """The state dir's Envoy, if one is still running on this state dir's configuration."""
+        try:
+            pid = int((self.state_dir / "proxy" / "envoy.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return 0
+        return pid if str(self.state_dir).encode() in cmdline else 0
 
     def _maybe_control_pid(self) -> int:
         try:

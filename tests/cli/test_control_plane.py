@@ -162,3 +162,29 @@ def test_logs_shows_the_instance_output(plane):
     instance = cp.wait_ready("alpha", 1)[0]
     output = cp.cli("logs", "alpha").stdout
     assert f"listening on {instance['port']}" in output
+
+
+def test_rollout_status_follows_the_applied_release_and_history_lists_it(plane):
+    cp = plane([probe_service("alpha", replicas=2)])
+    cp.up()
+    write_project(cp.project, [probe_service("alpha", replicas=2, version="2.0.0")])
+    cp.cli("apply")
+    followed = cp.cli("rollout", "status", "alpha")  # right after apply: must not report the old rollout
+    assert followed.returncode == 0 and "complete" in followed.stdout and "version 2.0.0" in followed.stdout
+    assert [i["version"] for i in cp.instances("alpha", "ready")] == ["2.0.0", "2.0.0"]
+    history = json.loads(cp.cli("rollout", "history", "alpha", "-o", "json").stdout)
+    assert [r["status"] for r in history] == ["complete", "complete"]
+    assert history[0]["previous"] == history[1]["target"]
+
+
+def test_rollout_status_exits_1_when_the_progress_deadline_passes(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    broken = probe_service("alpha", version="2.0.0", env={"STARTUP_DELAY": "30"},
+                           strategy={"rolling": {"progressDeadline": "2s"}})
+    write_project(cp.project, [broken])
+    cp.cli("apply")
+    result = cp.cli("rollout", "status", "alpha", "--timeout", "30", check=False)
+    assert result.returncode == 1 and "ProgressDeadlineExceeded" not in result.stderr
+    assert "failed" in result.stdout
+    assert [i["version"] for i in cp.instances("alpha", "ready")] == ["1.0.0"]  # the old release still serves

@@ -106,7 +106,7 @@ def test_notation_of_defaults() -> None:
     table = _table("Service")
     assert table["resources.memory"] == ("memory quantity > 0", "`128Mi`")
     assert table["resources.cpu"][1] == "`100m`"
-    assert table["health.liveness.interval"] == ("duration > 0s", "`5s`")
+    assert table["health.liveness.interval"] == ("duration > 0s", "`10s`")
     assert table["strategy.rolling.maxSurge"][1] == "`25%`"
     assert table["replicas"] == ("integer, 0–1000", "`1`")
     assert table["version"][1] == "*required*"
@@ -129,7 +129,7 @@ def test_the_example_in_the_intro_is_valid_and_renders_as_described(tmp_path: Pa
     assert catalog["replicas"] == 3 and catalog["endpoint"]["port"] == 9101
     assert catalog["env"] == {"CATALOG_CURRENCY": "USD"}
     assert catalog["resources"] == {"cpu": "100m", "memory": "64Mi"}
-    assert catalog["health"]["readiness"]["interval"] == "1s" and catalog["strategy"]["canary"]["interval"] == "10s"
+    assert catalog["health"]["readiness"]["interval"] == "5s" and catalog["strategy"]["canary"]["interval"] == "10s"
 
 
 def test_the_generator_prints_the_page(capsys: pytest.CaptureFixture[str]) -> None:

@@ -181,7 +181,7 @@ def test_defaults_fill_what_is_not_written(shop: ShopCopy) -> None:
     orders = render(shop.root, "dev").services["orders"]
     assert orders.replicas == 1
     assert orders.routing.idle_timeout == 300.0
-    assert orders.health.liveness.interval == 5.0 and orders.health.liveness.timeout == 2.0
+    assert orders.health.liveness.interval == 10.0 and orders.health.liveness.timeout == 2.0
     assert orders.strategy.type == "rolling" and orders.strategy.rolling.max_surge == "25%"
 
 

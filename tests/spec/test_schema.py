@@ -205,7 +205,7 @@ def test_broken_documents_do_not_conform(document: dict[str, Any], why: str) -> 
 
 
 @pytest.mark.parametrize(("path", "default"), [
-    (("Probe", "interval"), "1s"),
+    (("Probe", "interval"), "5s"),
     (("Resources", "memory"), "128Mi"),
     (("Resources", "cpu"), "100m"),
     (("RollingStrategy", "maxSurge"), "25%"),

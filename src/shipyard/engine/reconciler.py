@@ -50,6 +50,7 @@ class Reconciler:
         self._exits = ExitWatcher(self._exited)
         self._replacing: dict[str, str] = {}  # instance id → why we are killing it
         self._routed: object = None
+        self._releases: dict[str, asyncio.Task[None]] = {}  # sweeps of dead processes, awaited before a restart
         self._sync_lock = asyncio.Lock()
         self._lingering: set[str] = set()  # stopping instances still in their cluster, without weight
         self._closing = False
@@ -95,7 +96,8 @@ class Reconciler:
             self._wake.clear()
 
     async def reconcile_once(self) -> Plan:
-        await self.router.check()
+        # The data plane's own health is the watchdog's job (daemon.py): a dead Envoy must never
+        # stop instances from being healed.
         if self.desired is None:
             return Plan()
         world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
@@ -161,6 +163,9 @@ class Reconciler:
         if release is None:
             self._forget(instance.id)
             return
+        sweep = self._releases.pop(instance.id, None)
+        if sweep is not None:
+            await sweep  # the restarted process reuses the instance's cgroups: the old sweep must be done
         spec = instance_spec(self.state_dir, self.desired, release, instance)
         now = time.time()
         instance = instance.evolve(state=State.STARTING, started_at=now, ready_since=None, pid=None,
@@ -237,11 +242,18 @@ class Reconciler:
         if status.alive:
             self._exits.watch(instance_id, handle)  # a spurious wake-up: keep watching
             return
-        self.driver.release(handle)
+        self._releases[instance_id] = asyncio.get_running_loop().create_task(self._release(handle))
         why = self._replacing.pop(instance_id, None)
         state = State.FAILED if why else State.EXITED
         detail = why or ("OOM-killed" if status.oom_killed else f"exited with code {status.exit_code}")
         self._record_down(instance, state, status.exit_code, status.oom_killed, detail)
+
+    async def _release(self, handle: Handle) -> None:
+        """Sweep what is left of a dead instance (its cgroups, stray children) off the event loop."""
+        try:
+            await asyncio.to_thread(self.driver.release, handle)
+        except ShipyardError as exc:
+            self.event("Warning", handle.instance_id, "CleanupFailed", str(exc))
 
     def _record_down(self, instance: Instance, state: State, exit_code: int | None, oom: bool, why: str) -> None:
         now = time.time()

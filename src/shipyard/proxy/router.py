@@ -30,6 +30,7 @@ class EnvoyRouter:
         self.problem: str | None = None
         self.restarts = 0
         self._lock = asyncio.Lock()
+        self._shut_down = False  # after `down`, the watchdog must not bring Envoy back
 
     async def _ensure(self) -> envoy.EnvoyHandle:
         if self.handle is not None and envoy.is_alive(self.handle):
@@ -84,7 +85,8 @@ class EnvoyRouter:
 
     async def check(self) -> None:
         async with self._lock:
-            await self._ensure()
+            if not self._shut_down:
+                await self._ensure()
 
     def describe(self) -> dict[str, object]:
         handle = self.handle
@@ -94,6 +96,7 @@ class EnvoyRouter:
 
     async def shutdown(self) -> None:
         async with self._lock:
+            self._shut_down = True
             handle = self.handle or envoy.EnvoyHandle.load(self.config_dir)
             if handle is not None and await envoy.adopt(handle):
                 await envoy.stop(handle)

@@ -233,7 +233,7 @@ environments: [prod]
 
 In `prod`, `catalog` runs 3 replicas on port 9101 with `CATALOG_CURRENCY=USD`, keeps `100m` CPU and
 `64Mi` memory from its base, and has every other field at the default the tables below give — for
-instance `health.readiness.interval: 1s` and `strategy.canary.interval: 10s`. `shipyard render DIR
+instance `health.readiness.interval: 5s` and `strategy.canary.interval: 10s`. `shipyard render DIR
 --env prod` prints all of it. A complete project is in `examples/shop/`.
 
 ## Reference

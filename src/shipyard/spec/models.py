@@ -70,14 +70,15 @@ class Resources(Model):
 
 class Probe(Model):
     path: str = Field(default="/healthz", pattern=r"^/", description="HTTP path probed on the instance's port.")
-    interval: Duration = Field(default=1.0, gt=0, description="Time between probes.")
+    interval: Duration = Field(default=5.0, gt=0, description="Time between probes (a new instance's readiness "
+                               "is probed every 100 ms until it first passes).")
     timeout: Duration = Field(default=1.0, gt=0, description="Time a probe may take.")
     failure_threshold: int = Field(default=3, ge=1, description="Consecutive failures before the probe fails.")
 
 
 class Health(Model):
     readiness: Probe = Field(default_factory=Probe, description="Gates traffic: an instance gets requests once it passes.")
-    liveness: Probe = Field(default_factory=lambda: Probe(interval=5.0, timeout=2.0),
+    liveness: Probe = Field(default_factory=lambda: Probe(interval=10.0, timeout=2.0),
                             description="An instance failing it is replaced.")
     startup_timeout: Duration = Field(default=30.0, gt=0,
                                       description="An instance not ready within this is replaced and counted as a failure.")

@@ -1,0 +1,99 @@
+"""`shipyard rollout …`: follow and inspect the rollouts of a service."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shipyard.cli.client import STATE_DIR_OPTION, Client, resolve_state_dir
+from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
+
+
+@click.group()
+def rollout() -> None:
+    """Follow and inspect rollouts."""
+
+
+@rollout.command(epilog="""\b
+Examples:
+  shipyard apply && shipyard rollout status catalog     # blocks until the rollout ends; exit 1 if it failed
+  shipyard rollout status catalog --no-wait -o json
+""")
+@click.argument("service")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Block until the rollout ends.")
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Give up waiting after this many seconds.")
+@STATE_DIR_OPTION
+@OUTPUT_OPTION
+def status(service: str, wait: bool, timeout: float, state_dir: Path | None, output: str) -> None:
+    """Follow the rollout of the latest applied revision of SERVICE (exit 0 complete, 1 failed)."""
+    client = Client(resolve_state_dir(state_dir))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        entry = _service(client, service)
+        rollout_record, state = entry.get("rollout"), _state(entry)
+        line = _describe(entry, rollout_record, state)
+        if line != last and output == "table":
+            click.echo(line)
+            last = line
+        if not wait or state in ("complete", "failed"):
+            break
+        if time.monotonic() > deadline:
+            info(f"still {state} after {timeout:g}s")
+            raise click.exceptions.Exit(1)
+        time.sleep(0.2)
+    if output != "table":
+        emit({"service": service, "state": state, "release": entry["release"], "rollout": rollout_record,
+              "ready_replicas": entry["ready_replicas"], "desired_replicas": entry["desired_replicas"]}, output)
+    if state == "failed":
+        raise click.exceptions.Exit(1)
+
+
+def _service(client: Client, name: str) -> dict[str, Any]:
+    for entry in client.request("GET", "/status")["services"]:
+        if entry["name"] == name:
+            return dict(entry)
+    raise click.UsageError(f"no service {name!r} in this environment")
+
+
+def _state(entry: dict[str, Any]) -> str:
+    """The rollout of the *applied* release: until the engine records it, it is still pending."""
+    record = entry.get("rollout")
+    if record is None or record["target"] != entry["release"]:
+        return "pending"
+    return str(record["status"])
+
+
+def _describe(entry: dict[str, Any], record: dict[str, Any] | None, state: str) -> str:
+    ready = [i for i in entry["instances"] if i["state"] == "ready" and i["release"] == entry["release"]]
+    others = [i for i in entry["instances"] if i["release"] != entry["release"]]
+    text = (f"{entry['name']}: {state} — release {entry['release']} (version {entry['version']}): "
+            f"{len(ready)}/{entry['desired_replicas']} ready, {len(others)} old instance(s) left")
+    if record and state in ("complete", "failed") and record.get("message"):
+        text += f"; {record['message']}"
+    return text
+
+
+@rollout.command(epilog="""\b
+Example:
+  shipyard rollout history catalog
+""")
+@click.argument("service")
+@STATE_DIR_OPTION
+@OUTPUT_OPTION
+def history(service: str, state_dir: Path | None, output: str) -> None:
+    """List the rollouts of SERVICE, newest first."""
+    records = Client(resolve_state_dir(state_dir)).request("GET", f"/rollouts/{service}/history")
+    if output != "table":
+        emit(records, output)
+        return
+    table(["started", "release", "from", "strategy", "status", "message"],
+          [(datetime.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"), r["target"],
+            r["previous"], r["strategy"], r["status"], r["message"]) for r in records])
+
+
+COMMANDS = [rollout]
