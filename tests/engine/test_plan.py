@@ -202,3 +202,10 @@ def test_planning_twice_after_applying_plans_nothing_new():
     started = [inst(f"n{k}", state=State.STARTING) for k, _ in enumerate(first.start)]
     second = run(desired(2), started, {"svc": first.rollouts[0]})
     assert second.start == [] and second.stop == [] and second.rollouts == []
+
+
+def test_start_up_storms_are_throttled_to_a_few_instances_per_core():
+    result = run(desired(50), [], rollouts={}, capacity=Capacity(cpu=2, memory=64 * GiB))
+    assert len(result.start) == 8
+    starting = [inst(f"s{n}", state=State.STARTING) for n in range(8)]
+    assert run(desired(50), starting, capacity=Capacity(cpu=2, memory=64 * GiB)).start == []

@@ -14,6 +14,7 @@ class Budget:
 
     cpu: float
     memory: int
+    start_slots: int = 1_000_000  # new instances that may begin starting in this pass
 
     @classmethod
     def of(cls, capacity: Capacity, reserved: list[tuple[float, int]]) -> "Budget":
@@ -26,9 +27,12 @@ class Budget:
         fits = max(0, min(wanted, by_memory, by_cpu))
         self.cpu -= fits * cpu
         self.memory -= fits * memory
+        started = min(fits, self.start_slots)  # the rest start in a later pass, once some are ready
+        self.start_slots -= started
         if fits == wanted:
-            return fits, None
+            return started, None
         missing = wanted - fits
+        fits = started
         if by_memory < wanted and by_memory <= by_cpu:
             free = format_memory_approx(max(self.memory, 0))
             return fits, Condition("Schedulable", "False", "InsufficientMemory",

@@ -24,6 +24,9 @@ from shipyard.engine.model import (
 from shipyard.spec.types import resolve_count
 
 
+MAX_STARTING_PER_CORE = 4  # new instances starting at once, per core of capacity: no start-up storms
+
+
 @dataclass(frozen=True)
 class World:
     """Everything a pass reads."""
@@ -44,6 +47,8 @@ def plan(world: World) -> Plan:
     for instance in world.instances:
         by_service[instance.service].append(instance)
     budget = Budget.of(world.capacity, _reserved(world))
+    starting = sum(i.state is State.STARTING for i in world.instances)
+    budget.start_slots = max(0, int(MAX_STARTING_PER_CORE * max(world.capacity.cpu, 1.0)) - starting)
     for name in sorted(set(by_service) - set(world.desired)):
         _prune(by_service[name], result)
     for name in sorted(world.desired):
