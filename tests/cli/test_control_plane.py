@@ -188,3 +188,27 @@ def test_rollout_status_exits_1_when_the_progress_deadline_passes(plane):
     assert result.returncode == 1 and "ProgressDeadlineExceeded" not in result.stderr
     assert "failed" in result.stdout
     assert [i["version"] for i in cp.instances("alpha", "ready")] == ["1.0.0"]  # the old release still serves
+
+
+def test_isolation_and_oom_kill_through_the_engine(plane):
+    cp = plane([probe_service("alpha", resources={"cpu": "100m", "memory": "64Mi"}), probe_service("beta")])
+    cp.up()
+    alpha, beta = cp.wait_ready("alpha", 1)[0], cp.wait_ready("beta", 1)[0]
+    assert alpha["isolation"]["sandbox"] == "bubblewrap" and alpha["limits"]["memory_bytes"] == 64 * 2**20
+    base = f"http://127.0.0.1:{alpha['port']}"
+    data_dir = json.loads(http_get(base + "/")[2])["env"]["SHIPYARD_DATA_DIR"]
+    assert http_get(f"{base}/write?path={data_dir}/ok")[0] == 200
+    assert http_get(f"{base}/write?path=/etc/shipyard-test")[0] == 403
+    beta_data = str(Path(data_dir).parent / "beta")
+    assert http_get(f"{base}/listdir?path={beta_data}")[0] == 403 or \
+        json.loads(http_get(f"{base}/listdir?path={beta_data}")[2])["entries"] == []
+    assert json.loads(http_get(f"{base}/listdir?path=/proc")[2])["entries"].count("1") == 1
+    assert str(beta["pid"]) not in json.loads(http_get(f"{base}/listdir?path=/proc")[2])["entries"]
+    with pytest.raises(OSError):  # killed mid-request by the kernel's OOM killer
+        http_get(f"{base}/hog?mb=256", timeout=10)
+    killed = wait_for(lambda: next((i for i in cp.instances("alpha") if i["oom_killed"]), None), timeout=15,
+                      what="alpha to be OOM-killed")
+    assert killed["exit_code"] == 137
+    assert cp.instances("beta")[0]["pid"] == beta["pid"]
+    assert http_get(f"http://127.0.0.1:{beta['port']}/healthz")[0] == 200
+    assert any(e["reason"] == "OOMKilled" for e in json.loads(cp.cli("events", "-o", "json").stdout))
