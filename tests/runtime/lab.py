@@ -16,7 +16,9 @@ from shipyard.runtime.base import Handle, InstanceSpec, Limits
 from shipyard.runtime.capabilities import capabilities
 from shipyard.runtime.process import ProcessDriver
 
-PYTHON = sys.executable
+# The interpreter itself, not the venv's link to it: the sandbox gives instances a private /tmp,
+# so a venv under /tmp (a CI clone there, say) is invisible inside it.
+PYTHON = os.path.realpath(sys.executable)
 UNLIMITED = Limits(cpu=None, memory=None, pids=None)
 
 needs_bwrap = pytest.mark.skipif(capabilities().bwrap is None, reason="bubblewrap does not work here")
