@@ -5,7 +5,9 @@
     ├── StateError                the state dir is unusable (locked by another control plane, corrupt)
     ├── RuntimeDriverError        an instance could not be started, signalled or inspected
     ├── DataPlaneError            Envoy could not be started or rejected a configuration
-    └── ControlPlaneError         the control plane's API is unreachable or answered with an error
+    ├── ControlPlaneError         the control plane's API is unreachable or answered with an error
+    ├── source.errors.SourceError a git repository could not be fetched, read, exported or changed
+    └── analysis.errors           NoData (no samples yet: hold) and ProviderError (a metric query failed)
 
 Errors are translated at the boundary (`raise SpecError(...) from exc`), so callers above a module
 only ever see this tree.
