@@ -34,7 +34,7 @@ def assign_endpoints(rendered: DesiredEnvironment, store: Store, reserved: set[i
         if port is None:
             port = known.get(name)
             if port is None or port in taken:
-                port = _free_port(taken)
+                port = free_port_except(taken)
         taken.add(port)
         result[name] = port
     for name in set(known) - set(result):
@@ -45,7 +45,8 @@ def assign_endpoints(rendered: DesiredEnvironment, store: Store, reserved: set[i
     return result
 
 
-def _free_port(taken: set[int]) -> int:
+def free_port_except(taken: set[int]) -> int:
+    """A free loopback port that is none of `taken` (ports promised to endpoints or instances)."""
     while True:
         port = free_port()
         if port not in taken:

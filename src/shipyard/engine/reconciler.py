@@ -16,7 +16,7 @@ from typing import Any
 
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
-from shipyard.engine.desired import DesiredState
+from shipyard.engine.desired import DesiredState, free_port_except
 from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Rollout, State
 from shipyard.engine.plan import World, plan
 from shipyard.engine.probes import http_probe
@@ -152,7 +152,7 @@ class Reconciler:
     async def _start_new(self, service: str, release_id: str) -> None:
         assert self.desired is not None
         instance = Instance(id=f"{service}-{release_id.rsplit('-', 1)[-1][:6]}-{secrets.token_hex(2)}",
-                            service=service, release=release_id, port=_free_port(self._ports()),
+                            service=service, release=release_id, port=free_port_except(self._ports()),
                             state=State.STARTING, created_at=time.time())
         self._save(instance)
         await self._start(instance, restart=False)
@@ -372,11 +372,3 @@ class Reconciler:
         self.store.add_event(kind, obj, reason, message, data)
         log.info("%s %s: %s", obj, reason, message)
 
-
-def _free_port(taken: set[int]) -> int:
-    from shipyard.proxy.ports import free_port
-
-    while True:
-        port = free_port()
-        if port not in taken:
-            return port
