@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.controlplane import free_port, run_cli  # noqa: E402
+from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
 from tests.projects import probe_service, write_project  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -117,21 +117,7 @@ def main() -> None:
             if args.hold:
                 input(f"holding; control plane pid {control_pid}. Enter to stop ")
         finally:
-            if (state / "control.json").exists():
-                run_cli("down", "--state-dir", str(state), check=False, timeout=300)
-            envoy_pid = state / "proxy" / "envoy.pid"   # the data plane's Envoy, if down left it behind
-            try:
-                pid = int(envoy_pid.read_text().strip())
-                if str(state) in Path(f"/proc/{pid}/cmdline").read_text():   # still that Envoy, not a reused pid
-                    os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-            for pid in seen_pids | {control_pid}:
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+            sweep(state, seen_pids | {control_pid}, down_timeout=300)
     print(f"run time {time.perf_counter() - began:.1f} s")
 
 

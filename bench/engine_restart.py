@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.controlplane import free_port, run_cli  # noqa: E402
+from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
 from tests.projects import PROBE_APP, probe_service, write_project  # noqa: E402
 
 
@@ -147,21 +147,7 @@ def main() -> None:
                       f"ready after {elapsed * 1000:.0f} ms "
                       f"(restarts {ready[0]['restarts']})", flush=True)
         finally:
-            if (state / "control.json").exists():
-                run_cli("down", "--state-dir", str(state), check=False, timeout=60)
-            envoy_pid = state / "proxy" / "envoy.pid"   # the data plane's Envoy, if down left it behind
-            try:
-                pid = int(envoy_pid.read_text().strip())
-                if str(state) in Path(f"/proc/{pid}/cmdline").read_text():   # still that Envoy, not a reused pid
-                    os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-            for pid in seen_pids | {control_pid}:
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+            sweep(state, seen_pids | {control_pid}, down_timeout=60)
 
     startup = app_startup(args.kills)
     probes = "format defaults (readiness 1s)" if args.default_health else "fixture probes (readiness 200ms)"

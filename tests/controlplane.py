@@ -92,27 +92,10 @@ class ControlPlane:
                         timeout, 0.1, f"{count} ready instances of {name}")
 
     def teardown(self) -> None:
-        try:
-            if (self.state_dir / "control.json").exists():
-                if pid_alive(self._maybe_control_pid()):
-                    self.status()
-                run_cli("down", "--state-dir", str(self.state_dir), check=False, timeout=60)
-        finally:
-            for pid in self.seen_pids | {self._maybe_control_pid(), self._envoy_pid()}:
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-
-    def _envoy_pid(self) -> int:
-        """The state dir's Envoy, if one is still running on this state dir's configuration."""
-        try:
-            pid = int((self.state_dir / "proxy" / "envoy.pid").read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return 0
-        return pid if str(self.state_dir).encode() in cmdline else 0
+        control = self._maybe_control_pid()
+        if control and pid_alive(control):
+            self.status()  # learn the instance pids, in case `down` leaves any behind
+        sweep(self.state_dir, self.seen_pids | {control})
 
     def _maybe_control_pid(self) -> int:
         try:
@@ -127,3 +110,25 @@ def pid_alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def sweep(state_dir: Path, pids: set[int], down_timeout: float = 60) -> None:
+    """`shipyard down`, then SIGKILL whatever is left: the given pids and the state dir's Envoy."""
+    if (state_dir / "control.json").exists():
+        run_cli("down", "--state-dir", str(state_dir), check=False, timeout=down_timeout)
+    for pid in pids | {envoy_pid(state_dir)}:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def envoy_pid(state_dir: Path) -> int:
+    """The state dir's Envoy, if one still runs on this state dir's configuration (not a reused pid)."""
+    try:
+        pid = int((state_dir / "proxy" / "envoy.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return 0
+    return pid if str(state_dir).encode() in cmdline else 0

@@ -99,8 +99,6 @@ def test_control_plane_killed_then_readopts_without_restarting(plane):
     wait_for(lambda: not pid_alive(cp.control_pid()), what="the control plane to die")
     for pid in before.values():
         assert pid_alive(pid)
-    port = cp.instances("alpha")[0]["port"] if False else None  # status needs the API: check instances directly
-    del port
     cp.up()
     after = {i["id"]: i["pid"] for s in cp.status()["services"] for i in s["instances"]}
     assert after == before
@@ -185,8 +183,8 @@ def test_rollout_status_exits_1_when_the_progress_deadline_passes(plane):
     write_project(cp.project, [broken])
     cp.cli("apply")
     result = cp.cli("rollout", "status", "alpha", "--timeout", "30", check=False)
-    assert result.returncode == 1 and "ProgressDeadlineExceeded" not in result.stderr
-    assert "failed" in result.stdout
+    assert result.returncode == 1
+    assert "failed" in result.stdout and "not available after 2s" in result.stdout
     assert [i["version"] for i in cp.instances("alpha", "ready")] == ["1.0.0"]  # the old release still serves
 
 
