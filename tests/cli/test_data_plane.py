@@ -103,3 +103,29 @@ def test_control_plane_killed_leaves_traffic_unaffected(plane):
     assert load.result.ok > 20 and load.result.failures == []
     cp.up()
     assert cp.status()["data_plane"]["pid"] == envoy_pid  # adopted, not restarted
+
+
+def test_status_and_metrics_report_traffic_per_release(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    port = endpoint_port(cp, "alpha")
+    codes = [http_get(f"http://127.0.0.1:{port}/")[0] for _ in range(30)]
+    codes += [http_get(f"http://127.0.0.1:{port}/code?c=503")[0] for _ in range(10)]
+    assert codes.count(200) == 30 and codes.count(503) == 10
+    release = cp.service("alpha")["release"]
+
+    def counted():
+        traffic = {r["release"]: r for r in cp.service("alpha")["traffic"]["releases"]}[release]
+        return traffic if traffic["requests"] == 40 else None
+
+    traffic = wait_for(counted, timeout=10, what="40 requests counted for the release")
+    assert traffic["errors_5xx"] == 10 and traffic["success_rate"] == 75.0
+    assert 0 < traffic["latency_p50_ms"] <= traffic["latency_p99_ms"]
+    metrics = http_get(f"{cp.status()['api']}/metrics")[2].decode()
+    labels = f'service="alpha",release="{release}"'
+    assert f"shipyard_release_requests_total{{{labels}}} 40" in metrics
+    assert f"shipyard_release_errors_5xx_total{{{labels}}} 10" in metrics
+    assert f"shipyard_release_success_rate{{{labels}}} 75.0" in metrics
+    assert f'shipyard_release_latency_ms{{{labels},quantile="0.99"}}' in metrics
+    table = cp.cli("status").stdout
+    assert "TRAFFIC (LAST 60S)" in table.upper() and "75.00%" in table

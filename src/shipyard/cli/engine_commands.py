@@ -214,8 +214,28 @@ def status(state_dir: Path | None, output: str) -> None:
     table(["instance", "version", "state", "pid", "port", "restarts", "last exit", "sandbox", "memory", "cpu"],
           [_instance_row(i) for s in document["services"] for i in s["instances"]])
     click.echo()
+    traffic = [(s["name"], r) for s in document["services"] if s.get("traffic") for r in s["traffic"]["releases"]]
+    if traffic:
+        window = document["services"][0]["traffic"]["window_s"] if document["services"] else 0
+        table([f"traffic (last {window:g}s)", "release", "version", "requests", "req/s", "success", "p50", "p95", "p99"],
+              [_traffic_row(name, r) for name, r in traffic])
+        click.echo()
     table(["condition", "status", "reason", "message"],
           [(c["type"], c["status"], c["reason"], c["message"]) for c in document["conditions"]])
+
+
+def _traffic_row(service: str, release: dict[str, Any]) -> tuple[Any, ...]:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}ms"
+
+    success = release["success_rate"]
+    return (service, release["release"], release["version"], _dash(release["requests"]), _dash(release["request_rate"]),
+            "-" if success is None else f"{success:.2f}%", ms(release["latency_p50_ms"]),
+            ms(release["latency_p95_ms"]), ms(release["latency_p99_ms"]))
+
+
+def _dash(value: object) -> object:
+    return "-" if value is None else value
 
 
 def _rollout_text(rollout: dict[str, Any] | None) -> str:

@@ -41,6 +41,7 @@ class Reconciler:
         self.instances: dict[str, Instance] = {i.id: i for i in store.instances()}
         self.rollouts: dict[str, Rollout] = store.current_rollouts()
         self.conditions: list[Condition] = []
+        self.source_conditions: list[Condition] = []  # set by whoever feeds desired state (e.g. ValidationFailed)
         self.suspended: bool = bool(store.get("suspended", False))
         self.passes = 0
         self._wake = asyncio.Event()

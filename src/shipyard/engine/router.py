@@ -8,10 +8,13 @@ from shipyard.engine.model import Instance
 
 if TYPE_CHECKING:
     from shipyard.engine.desired import DesiredState
+    from shipyard.proxy.traffic import TrafficHistory
 
 
 class Router(Protocol):
     """What the reconciler needs from a data plane; Envoy is one implementation, NoRouter the other."""
+
+    traffic: "TrafficHistory | None"   # recent scrapes of per-release traffic, if the data plane counts it
 
     async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
                    lingering: frozenset[str] = frozenset()) -> None:
@@ -38,6 +41,8 @@ class Router(Protocol):
 
 class NoRouter:
     """No data plane: instances are reached on their own ports, and nothing needs draining."""
+
+    traffic = None
 
     async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
                    lingering: frozenset[str] = frozenset()) -> None:

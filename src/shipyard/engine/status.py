@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 from shipyard.engine.model import Condition, State
+from shipyard.engine.routing import cluster_name
+from shipyard.engine.traffic import TRAFFIC_WINDOW_S, traffic_figures
 from shipyard.runtime.base import Handle
 
 if TYPE_CHECKING:
@@ -47,7 +50,27 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "strategy": desired.strategy if desired else None,
         "rollout": dataclasses.asdict(rollout) if rollout else None,
         "instances": [_instance(reconciler, i) for i in instances],
+        "traffic": _traffic(reconciler, name, instances),
     }
+
+
+def _traffic(reconciler: "Reconciler", name: str, instances: list[Any]) -> dict[str, Any] | None:
+    """Per release: what Envoy served over the last TRAFFIC_WINDOW_S seconds."""
+    history = reconciler.router.traffic
+    if history is None:
+        return None
+    releases = {i.release for i in instances}
+    desired = reconciler.desired.services.get(name) if reconciler.desired else None
+    if desired is not None:
+        releases.add(desired.release.id)
+    now = time.time()
+    report = []
+    for release_id in sorted(releases):
+        window = history.window(cluster_name(release_id), now - TRAFFIC_WINDOW_S)
+        release = reconciler.store.release(release_id)
+        report.append({"release": release_id, "version": release.version if release else None,
+                       **traffic_figures(window)})
+    return {"window_s": TRAFFIC_WINDOW_S, "releases": report}
 
 
 def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
@@ -78,7 +101,7 @@ def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
 
 
 def _conditions(reconciler: "Reconciler") -> list[Condition]:
-    conditions = list(reconciler.conditions)
+    conditions = [*reconciler.source_conditions, *reconciler.conditions]
     for rollout in reconciler.rollouts.values():
         if rollout.status == "failed":
             conditions.append(Condition("RolloutFailed", "True", rollout.reason, rollout.message, rollout.service))

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from shipyard.errors import DataPlaneError
 from shipyard.proxy import envoy
+from shipyard.proxy.admin import Admin
 from shipyard.proxy.model import DataPlane, Endpoint
 from shipyard.proxy.ports import free_port
 from shipyard.proxy.publish import publish
+from shipyard.proxy.traffic import TrafficHistory
 
 if TYPE_CHECKING:
     from shipyard.engine.desired import DesiredState
     from shipyard.engine.model import Instance
 
 log = logging.getLogger("shipyard.proxy")
+SCRAPE_S = 1.0  # how often Envoy's stats are sampled for per-release metrics and canary analysis
 
 
 class EnvoyRouter:
@@ -31,6 +35,9 @@ class EnvoyRouter:
         self.restarts = 0
         self._lock = asyncio.Lock()
         self._shut_down = False  # after `down`, the watchdog must not bring Envoy back
+        self.traffic = TrafficHistory()
+        self._scraped_at = 0.0
+        self._stats_admin: Admin | None = None  # kept open: a scrape a second must not build a client each time
 
     async def _ensure(self) -> envoy.EnvoyHandle:
         if self.handle is not None and envoy.is_alive(self.handle):
@@ -85,8 +92,24 @@ class EnvoyRouter:
 
     async def check(self) -> None:
         async with self._lock:
-            if not self._shut_down:
-                await self._ensure()
+            if self._shut_down:
+                return
+            handle = await self._ensure()
+        if time.monotonic() - self._scraped_at >= SCRAPE_S:
+            self._scraped_at = time.monotonic()
+            await self._scrape(handle)
+
+    async def _scrape(self, handle: envoy.EnvoyHandle) -> None:
+        if self._stats_admin is None or self._stats_admin.port != handle.admin_port:
+            if self._stats_admin is not None:
+                await self._stats_admin.aclose()
+            self._stats_admin = handle.admin()
+        try:
+            stats = await self._stats_admin.scrape()
+        except DataPlaneError as exc:
+            log.debug("no stats from Envoy this time: %s", exc)
+            return
+        self.traffic.add(time.time(), stats)
 
     def describe(self) -> dict[str, object]:
         handle = self.handle

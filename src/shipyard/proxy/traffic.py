@@ -1,0 +1,81 @@
+"""What each release served over a recent window: timestamped scrapes of Envoy's cumulative stats.
+
+Envoy only keeps cumulative counters and histograms; a window is the difference between the
+newest scrape and the newest scrape at or before the window's start. The history is a bounded
+in-memory ring: metrics are about the last minutes, and a restarted control plane simply starts
+a new history (Envoy's counters themselves survive it).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass
+
+from shipyard.analysis.window import WindowStats
+from shipyard.proxy.admin import ClusterStats
+
+KEEP_S = 900.0  # longest window anyone asks for (analysis intervals, `status`), plus slack
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float                                  # time.time() of the scrape
+    clusters: dict[str, ClusterStats]          # cumulative, by model cluster name
+
+
+class TrafficHistory:
+    """Scrapes in time order, at most `keep_s` seconds old; windows are computed from them."""
+
+    def __init__(self, keep_s: float = KEEP_S) -> None:
+        self.keep_s = keep_s
+        self._samples: deque[Sample] = deque()
+
+    def add(self, at: float, clusters: dict[str, ClusterStats]) -> None:
+        if self._samples and at <= self._samples[-1].at:
+            return  # out of order (two scrapes racing): the newer one is already there
+        self._samples.append(Sample(at, clusters))
+        while len(self._samples) > 2 and self._samples[1].at < at - self.keep_s:
+            self._samples.popleft()  # keep one sample older than `keep_s` as the base of the longest window
+
+    @property
+    def latest(self) -> Sample | None:
+        return self._samples[-1] if self._samples else None
+
+    def window(self, cluster: str, since: float) -> WindowStats | None:
+        """Traffic of `cluster` from `since` to the newest scrape; None before two scrapes span it.
+
+        The base is the newest scrape at or before `since` (or the oldest kept one, so a young
+        history still answers with what it saw). A counter that went down means Envoy restarted:
+        the window then counts from zero at that restart.
+        """
+        if len(self._samples) < 2:
+            return None
+        times = [s.at for s in self._samples]
+        index = max(0, bisect.bisect_right(times, since) - 1)
+        base, last = self._samples[index], self._samples[-1]
+        if base is last:
+            base = self._samples[-2]
+        later = last.clusters.get(cluster, ClusterStats())
+        earlier = base.clusters.get(cluster, ClusterStats())
+        if later.requests < earlier.requests or later.errors_5xx < earlier.errors_5xx or _reset(earlier, later):
+            earlier = ClusterStats()
+        delta = later - earlier
+        return WindowStats(requests=delta.requests, errors_5xx=min(delta.errors_5xx, delta.requests),
+                           seconds=max(0.0, last.at - base.at), latency_buckets=delta.latency_buckets)
+
+    def cumulative(self, cluster: str) -> ClusterStats:
+        """Everything Envoy counted for `cluster` since it (re)started, as of the newest scrape."""
+        latest = self.latest
+        return latest.clusters.get(cluster, ClusterStats()) if latest else ClusterStats()
+
+
+def _reset(earlier: ClusterStats, later: ClusterStats) -> bool:
+    """Histogram bounds changed or counts shrank: not a continuation of the same counters."""
+    if not earlier.latency_buckets:
+        return False
+    if not later.latency_buckets:
+        return True
+    if [b for b, _ in earlier.latency_buckets] != [b for b, _ in later.latency_buckets]:
+        return True
+    return any(n < m for (_, n), (_, m) in zip(later.latency_buckets, earlier.latency_buckets))

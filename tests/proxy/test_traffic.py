@@ -1,0 +1,72 @@
+"""The traffic history: windows as differences of timestamped cumulative scrapes."""
+
+from __future__ import annotations
+
+import math
+
+from shipyard.proxy.admin import ClusterStats
+from shipyard.proxy.traffic import TrafficHistory
+
+INF = math.inf
+
+
+def stats(requests: int, errors: int, fast: int | None = None) -> ClusterStats:
+    fast = requests if fast is None else fast
+    return ClusterStats(requests, errors, ((10.0, fast), (100.0, requests), (INF, requests)))
+
+
+def test_no_window_before_two_scrapes() -> None:
+    history = TrafficHistory()
+    assert history.window("a.r1", 0) is None
+    history.add(100.0, {"a.r1": stats(5, 0)})
+    assert history.window("a.r1", 0) is None
+
+
+def test_window_starts_at_the_newest_scrape_at_or_before_since() -> None:
+    history = TrafficHistory()
+    for at, total in ((100.0, 10), (110.0, 30), (120.0, 70), (130.0, 150)):
+        history.add(at, {"a.r1": stats(total, total // 10)})
+    window = history.window("a.r1", 115.0)
+    assert window is not None
+    assert (window.requests, window.errors_5xx, window.seconds) == (120, 12, 20.0)
+    assert window.request_rate == 6.0 and window.latency_count == 120
+
+
+def test_a_young_history_answers_with_what_it_has() -> None:
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": stats(10, 0)})
+    history.add(101.0, {"a.r1": stats(15, 1)})
+    window = history.window("a.r1", 0.0)
+    assert window is not None and (window.requests, window.errors_5xx, window.seconds) == (5, 1, 1.0)
+
+
+def test_a_cluster_that_appears_counts_from_zero_and_an_absent_one_is_empty() -> None:
+    history = TrafficHistory()
+    history.add(100.0, {})
+    history.add(105.0, {"a.r2": stats(8, 2)})
+    assert history.window("a.r2", 100.0).requests == 8
+    assert history.window("gone.r1", 100.0).requests == 0
+
+
+def test_counters_going_down_mean_envoy_restarted() -> None:
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": stats(500, 5)})
+    history.add(105.0, {"a.r1": stats(20, 1)})
+    window = history.window("a.r1", 100.0)
+    assert (window.requests, window.errors_5xx) == (20, 1)
+
+
+def test_old_scrapes_are_dropped_but_one_base_is_kept() -> None:
+    history = TrafficHistory(keep_s=10.0)
+    for at in range(100, 131):
+        history.add(float(at), {"a.r1": stats(at, 0)})
+    assert history.window("a.r1", 0.0).seconds <= 11.0
+    assert history.window("a.r1", 125.0).requests == 5
+
+
+def test_out_of_order_scrapes_are_ignored_and_cumulative_is_the_newest() -> None:
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": stats(10, 0)})
+    history.add(99.0, {"a.r1": stats(1000, 0)})
+    assert history.cumulative("a.r1").requests == 10
+    assert history.cumulative("other").requests == 0
