@@ -129,3 +129,38 @@ def test_status_and_metrics_report_traffic_per_release(plane):
     assert f'shipyard_release_latency_ms{{{labels},quantile="0.99"}}' in metrics
     table = cp.cli("status").stdout
     assert "TRAFFIC (LAST 60S)" in table.upper() and "75.00%" in table
+
+
+def test_rollout_undo_goes_back_under_load_until_the_spec_changes(plane):
+    cp = plane([probe_service("alpha", replicas=2)])
+    cp.up()
+    first = cp.service("alpha")["release"]
+    write_project(cp.project, [probe_service("alpha", replicas=2, version="2.0.0")])
+    cp.cli("apply")
+    cp.cli("rollout", "status", "alpha")
+    second = cp.service("alpha")["release"]
+    with Load(endpoint_port(cp, "alpha")) as load:
+        assert "rolling back to release " + first in cp.cli("rollout", "undo", "alpha").stdout
+        cp.cli("rollout", "status", "alpha")
+    assert load.result.ok > 20 and load.result.failures == []
+    alpha = cp.service("alpha")
+    assert (alpha["release"], alpha["declared_release"], alpha["version"]) == (first, second, "1.0.0")
+    assert {i["version"] for i in alpha["instances"]} == {"1.0.0"}
+    in_sync = next(c for c in cp.status()["conditions"] if c["type"] == "InSync")
+    assert in_sync["status"] == "False" and second in in_sync["message"] and first in in_sync["message"]
+    newest = json.loads(cp.cli("rollout", "history", "alpha", "-o", "json").stdout)[0]
+    assert (newest["target"], newest["previous"], newest["status"]) == (first, second, "complete")
+
+    refused = cp.cli("rollout", "undo", "alpha", "--to", "9.9.9", check=False)
+    assert refused.returncode == 1 and "no release '9.9.9'" in refused.stderr and "Traceback" not in refused.stderr
+    cp.cli("rollout", "undo", "alpha", "--to", "2.0.0")  # back to what the spec asks: the pin goes
+    cp.cli("rollout", "status", "alpha")
+    assert not [c for c in cp.status()["conditions"] if c["type"] == "InSync"]
+
+    cp.cli("rollout", "undo", "alpha")
+    cp.cli("rollout", "status", "alpha")
+    write_project(cp.project, [probe_service("alpha", replicas=2, version="3.0.0")])
+    cp.cli("apply")  # the spec moved on: the pin is dropped and 3.0.0 rolls out
+    cp.cli("rollout", "status", "alpha")
+    assert {i["version"] for i in cp.instances("alpha")} == {"3.0.0"}
+    assert not [c for c in cp.status()["conditions"] if c["type"] == "InSync"]

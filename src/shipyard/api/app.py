@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from shipyard.api.rollouts import rollout_routes
 from shipyard.engine.metrics import render_metrics
 from shipyard.engine.status import status_document
 from shipyard.errors import ShipyardError, SpecError
@@ -66,6 +67,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
         Route("/metrics", metrics),
         Route("/rollouts/{service}/history", rollout_history),
     ]
+    routes += rollout_routes(plane)
     return Starlette(routes=routes)
 
 

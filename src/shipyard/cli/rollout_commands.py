@@ -96,4 +96,27 @@ def history(service: str, state_dir: Path | None, output: str) -> None:
             r["previous"], r["strategy"], r["status"], r["message"]) for r in records])
 
 
+@rollout.command(epilog="""\b
+Examples:
+  shipyard rollout undo catalog                 # back to the release before the current one
+  shipyard rollout undo catalog --to 1.4.0      # or a named release: id, digest or version
+  shipyard rollout undo catalog && shipyard rollout status catalog
+
+The service keeps running that release until the spec asks for a different one than it does
+now (a new commit, a revert); `status` shows the difference as an InSync condition.
+""")
+@click.argument("service")
+@click.option("--to", "to", metavar="RELEASE", help="Release id, digest or version to go back to.")
+@STATE_DIR_OPTION
+@OUTPUT_OPTION
+def undo(service: str, to: str | None, state_dir: Path | None, output: str) -> None:
+    """Roll SERVICE back to its previous (or a named) release, with a zero-downtime rolling update."""
+    result = Client(resolve_state_dir(state_dir)).request("POST", f"/rollouts/{service}/undo", json={"to": to})
+    if output != "table":
+        emit(result, output)
+        return
+    click.echo(f"{service}: rolling back to release {result['release']} (version {result['version']}); "
+               f"follow it with `shipyard rollout status {service}`")
+
+
 COMMANDS = [rollout]

@@ -8,6 +8,7 @@ and the router.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -17,12 +18,13 @@ from typing import Any
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
 from shipyard.engine.desired import DesiredState, free_port_except
-from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Rollout, State
+from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
+from shipyard.engine.pins import Pin, apply_pins, pin_conditions, undo_target
 from shipyard.engine.plan import World, plan
 from shipyard.engine.probes import http_probe
 from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
 from shipyard.engine.router import Router
-from shipyard.errors import ShipyardError
+from shipyard.errors import ShipyardError, StateError
 from shipyard.runtime.base import Handle, RuntimeDriver
 from shipyard.state.store import Store
 
@@ -37,7 +39,10 @@ class Reconciler:
                  capacity: Capacity) -> None:
         self.store, self.driver, self.router = store, driver, router
         self.state_dir, self.capacity = state_dir, capacity
-        self.desired: DesiredState | None = None
+        self.desired: DesiredState | None = None      # what runs: the declared state with the pins applied
+        self.declared: DesiredState | None = None     # what the spec asks for
+        self.pins: dict[str, Pin] = {name: Pin(**data) for name, data in (store.get("pins") or {}).items()}
+        self._pin_conditions: list[Condition] = []
         self.instances: dict[str, Instance] = {i.id: i for i in store.instances()}
         self.rollouts: dict[str, Rollout] = store.current_rollouts()
         self.conditions: list[Condition] = []
@@ -76,8 +81,49 @@ class Reconciler:
                 self._exited(instance.id)
 
     def set_desired(self, desired: DesiredState) -> None:
-        self.desired = desired
+        self.declared = desired
+        self._apply_pins()
         self.wake()
+
+    def _apply_pins(self) -> None:
+        assert self.declared is not None
+        releases = {p.release: r for p in self.pins.values() if (r := self.store.release(p.release)) is not None}
+        services, kept, dropped = apply_pins(self.declared.services, self.pins, releases)
+        for pin in dropped:
+            self.event("Normal", pin.service, "UndoEnded", f"the spec no longer asks for {pin.declared}: "
+                                                           f"following the spec again instead of {pin.release}")
+        if kept != self.pins:
+            self.pins = kept
+            self.store.put("pins", {name: pin.to_dict() for name, pin in kept.items()})
+        self._pin_conditions = pin_conditions(kept, self.declared.services, releases)
+        self.desired = dataclasses.replace(self.declared, services=services)
+
+    def undo(self, service: str, to: str | None) -> Release:
+        """`rollout undo`: run an older release of `service` until the spec changes; returns that release."""
+        if self.declared is None or self.desired is None or service not in self.declared.services:
+            raise StateError(f"no service {service!r} in the applied revision")
+        running = self.desired.services[service].release.id
+        history = self.store.rollout_history(service)
+        target = undo_target(service, running, history, [r for _, r in self.store.releases(service)], to)
+        declared = self.declared.services[service].release.id
+        now = time.time()
+        pins = {k: v for k, v in self.pins.items() if k != service}
+        if target.id != declared:
+            pins[service] = Pin(service, target.id, declared, f"`rollout undo` at "
+                                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}", now)
+        self.pins = pins
+        self.store.put("pins", {name: pin.to_dict() for name, pin in pins.items()})
+        current = self.rollouts.get(service)
+        if current is not None and current.status == "progressing":
+            self._save_rollout(dataclasses.replace(current, status="superseded", reason="Superseded", updated_at=now,
+                                                   message=f"superseded by `rollout undo` to {target.id}"))
+        self._save_rollout(Rollout(service=service, target=target.id, started_at=now, strategy="rolling",
+                                   previous=running, updated_at=now, revision=self.declared.revision,
+                                   reason="Undo", message=f"undo: rolling back from {running} to release "
+                                                          f"{target.id} (version {target.version})"))
+        self._apply_pins()
+        self.wake()
+        return target
 
     def wake(self) -> None:
         self._wake.set()
@@ -104,7 +150,7 @@ class Reconciler:
         world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
                       time.time(), self.desired.revision, self.suspended)
         result = plan(world)
-        self.conditions = result.conditions
+        self.conditions = [*result.conditions, *self._pin_conditions]
         await self._apply(result)
         self.passes += 1
         await self._sync_routes()

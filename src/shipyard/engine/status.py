@@ -38,12 +38,14 @@ def status_document(reconciler: "Reconciler", api: str, source: dict[str, Any] |
 
 def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
     desired = reconciler.desired.services.get(name) if reconciler.desired else None
+    declared = reconciler.declared.services.get(name) if reconciler.declared else None
     instances = sorted((i for i in reconciler.instances.values() if i.service == name), key=lambda i: i.created_at)
     rollout = reconciler.rollouts.get(name)
     return {
         "name": name,
         "version": desired.release.version if desired else None,
         "release": desired.release.id if desired else None,
+        "declared_release": declared.release.id if declared else None,
         "desired_replicas": desired.replicas if desired else 0,
         "ready_replicas": sum(i.state is State.READY for i in instances),
         "endpoint": reconciler.router.endpoint(name),
