@@ -119,12 +119,16 @@ class Load:
 
 
 def get(
-    port: int, path: str = "/", host: str | None = None, method: str = "GET"
+    port: int,
+    path: str = "/",
+    host: str | None = None,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """One request on a fresh connection: (status, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request(method, path, headers={"host": host} if host else {})
+        conn.request(method, path, headers={**({"host": host} if host else {}), **(headers or {})})
         response = conn.getresponse()
         return response.status, response.read().decode()
     finally:

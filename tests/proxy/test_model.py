@@ -67,3 +67,24 @@ def test_invalid_routes_are_refused(route: object) -> None:
 def test_ingress_path_prefix_must_be_absolute() -> None:
     with pytest.raises(ValueError, match="must start with '/'"):
         IngressRule("catalog", None, "catalog")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("x a", "1"), "invalid header name 'x a'"),
+        (("x-a", "1", "suffix"), "unknown kind 'suffix'"),
+        (("x-a", "", "prefix"), "an empty prefix matches nothing useful"),
+        (("x-a", "(unclosed", "regex"), r"regex '\(unclosed' does not compile"),
+        (("x-a", r"(?!beta).*", "regex"), "lookaround or backreference"),
+        (("x-a", r"(a)\1", "regex"), "lookaround or backreference"),
+    ],
+)
+def test_header_matches_envoy_would_reject_are_refused(args: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HeaderMatch(*args)  # type: ignore[arg-type]
+
+
+def test_header_matches_default_to_exact_and_accept_pseudo_headers() -> None:
+    assert HeaderMatch("x-canary", "").kind == "exact"
+    assert HeaderMatch(":authority", "shop.", "prefix").value == "shop."

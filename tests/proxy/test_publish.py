@@ -6,14 +6,25 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from shipyard.errors import DataPlaneError
 from shipyard.proxy.envoy import EnvoyHandle
-from shipyard.proxy.model import Cluster, DataPlane, Endpoint, IngressRule, Route
+from shipyard.proxy.model import (
+    Cluster,
+    CookieMatch,
+    DataPlane,
+    Endpoint,
+    HeaderMatch,
+    IngressRule,
+    Route,
+)
 from shipyard.proxy.ports import free_port
 from shipyard.proxy.publish import publish
 from shipyard.proxy.resources import CDS_FILE, LDS_FILE
@@ -199,3 +210,99 @@ def test_ingress_routes_by_host_and_path_prefix(
     assert {case: next(iter(c)) for case, c in seen.items()} == cases
     # The service endpoints serve the same clusters.
     assert answers(plane.routes[0].port, 1) == {"api": 1}
+
+
+def test_header_prefix_regex_and_cookie_matches_reach_the_match_cluster(
+    envoy_handle: EnvoyHandle, backends: Callable[..., Backend]
+) -> None:
+    b1, b2 = backends("b1"), backends("b2")
+    port = free_port()
+    matches = (
+        HeaderMatch("X-Beta", "team-", "prefix"),
+        HeaderMatch("x-user", r"user-\d+", "regex"),
+        CookieMatch("group", "b"),
+    )
+    plane = canary(port, b1, b2, (100, 0))
+    plane = DataPlane(
+        routes=(Route("catalog", port, plane.routes[0].weights, "catalog.r2", matches),),
+        clusters=plane.clusters,
+        ingress_port=0,
+    )
+    asyncio.run(publish(plane, envoy_handle))
+    cases: dict[tuple[tuple[str, str], ...], str] = {
+        (("x-beta", "team-a"),): "b2",
+        (("x-beta", "TEAM-a"),): "b1",  # values are case-sensitive
+        (("x-beta", "my-team-a"),): "b1",
+        (("x-user", "user-42"),): "b2",
+        (("x-user", "user-42x"),): "b1",  # the regex must match the whole value
+        (("cookie", "a=1; group=b"),): "b2",
+        (("cookie", "group=bb"),): "b1",
+        (): "b1",
+    }
+    for _ in range(2):  # idempotent (GET) and other methods have routes of their own
+        for method in ("GET", "POST"):
+            seen = {
+                headers: get(port, method=method, headers=dict(headers))[1].split()[0]
+                for headers in cases
+            }
+            assert seen == cases, method
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers "mirror" and records (path, host) of every request it gets."""
+
+    seen: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        _Recorder.seen.append((self.path, self.headers.get("host", "")))
+        body = b"mirror\n"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[Endpoint]:
+    """A backend in this process that records what it was sent; its endpoint."""
+    _Recorder.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Endpoint("127.0.0.1", server.server_address[1])
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_mirroring_sends_a_copy_while_the_client_gets_the_primarys_answer(
+    envoy_handle: EnvoyHandle, backends: Callable[..., Backend], recorder: Endpoint
+) -> None:
+    b1 = backends("b1")
+    port = free_port()
+    plane = DataPlane(
+        routes=(
+            Route(
+                "catalog",
+                port,
+                (("catalog.r1", 100),),
+                mirror_cluster="catalog.r2",
+                mirror_percent=100,
+            ),
+        ),
+        clusters=(Cluster("catalog.r1", (b1.endpoint,)), Cluster("catalog.r2", (recorder,))),
+        ingress_port=0,
+    )
+    asyncio.run(publish(plane, envoy_handle))
+    paths = [f"/mirrored/{i}" for i in range(5)]
+    assert [get(port, path) for path in paths] == [(200, f"b1 {path}\n") for path in paths]
+    deadline = time.monotonic() + 5
+    while len(_Recorder.seen) < len(paths) and time.monotonic() < deadline:
+        time.sleep(0.02)  # mirrored requests are sent alongside, not before the answer
+    assert sorted(path for path, _ in _Recorder.seen) == paths
+    # Envoy marks the copy: "-shadow" is added to the Host of a mirrored request.
+    assert {host for _, host in _Recorder.seen} == {f"127.0.0.1-shadow:{port}"}

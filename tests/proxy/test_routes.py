@@ -69,6 +69,19 @@ def test_matches_route_to_the_match_cluster_before_the_split() -> None:
     assert default["route"]["cluster"] == "catalog_r1"
 
 
+def test_header_prefix_and_regex_become_envoy_string_matchers() -> None:
+    matches = (
+        HeaderMatch("X-Beta", "team-", "prefix"),
+        HeaderMatch("x-user", r"user-\d+", "regex"),
+    )
+    prefix, regex, _ = entries((100, 0), match_cluster="catalog.r2", matches=matches, retries=0)
+    assert prefix["match"]["headers"] == [{"name": "x-beta", "string_match": {"prefix": "team-"}}]
+    assert regex["match"]["headers"] == [
+        {"name": "x-user", "string_match": {"safe_regex": {"regex": r"user-\d+"}}}
+    ]
+    assert prefix["route"]["cluster"] == regex["route"]["cluster"] == "catalog_r2"
+
+
 def test_mirror_is_a_fraction_per_million() -> None:
     route = entries((100, 0), mirror_cluster="catalog.r2", mirror_percent=12.5)[0]["route"]
     assert route["request_mirror_policies"] == [

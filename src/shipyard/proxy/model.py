@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 # Names become parts of Envoy resource and stat names. Dots are allowed (as in "catalog.r3f2a1b9c")
 # and are mapped to "_" for Envoy, so "_" itself is excluded to keep that mapping reversible.
@@ -68,12 +69,50 @@ class Cluster:
             raise ValueError(f"cluster {self.name}: idle_timeout_s must be > 0")
 
 
+HeaderMatchKind = Literal["exact", "prefix", "regex"]
+HEADER_MATCH_KINDS: tuple[HeaderMatchKind, ...] = get_args(HeaderMatchKind)
+
+# An HTTP header name (RFC 9110 token), or a pseudo-header such as ":authority".
+_HEADER_NAME = re.compile(r"^:?[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Python's re accepts these but Envoy's RE2 rejects them, which would fail a whole publish.
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
+
+
 @dataclass(frozen=True)
 class HeaderMatch:
-    """Requests whose header `name` equals `value` exactly."""
+    """Requests whose header `name` equals `value` (`exact`), starts with it (`prefix`), or
+    matches it as a whole (`regex`, RE2 syntax: Envoy anchors it at both ends)."""
 
     name: str
     value: str
+    kind: HeaderMatchKind = "exact"
+
+    def __post_init__(self) -> None:
+        if not _HEADER_NAME.match(self.name):
+            raise ValueError(f"header match: invalid header name {self.name!r}")
+        if self.kind not in HEADER_MATCH_KINDS:
+            raise ValueError(f"header match {self.name}: unknown kind {self.kind!r}; "
+                             f"expected one of {HEADER_MATCH_KINDS}")
+        if self.kind != "exact" and not self.value:
+            raise ValueError(f"header match {self.name}: an empty {self.kind} matches nothing "
+                             "useful; use an exact match or a non-empty value")
+        if self.kind == "regex":
+            _check_regex(self.name, self.value)
+
+
+def _check_regex(name: str, regex: str) -> None:
+    """Raise ValueError for a regex that cannot compile, or uses what RE2 lacks.
+
+    Python's re is only a sanity check (RE2 is mostly a subset of it): Envoy has the last word
+    when the configuration is published.
+    """
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise ValueError(f"header match {name}: regex {regex!r} does not compile: {exc}") from exc
+    if _NOT_RE2.search(regex):
+        raise ValueError(f"header match {name}: regex {regex!r} uses a lookaround or "
+                         "backreference, which Envoy's RE2 engine does not support")
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ def _match(path_prefix: str | None, methods: str | None, match: Match | None) ->
     if methods is not None:
         headers.append({"name": ":method", "string_match": {"safe_regex": {"regex": methods}}})
     if isinstance(match, HeaderMatch):
-        headers.append({"name": match.name.lower(), "string_match": {"exact": match.value}})
+        headers.append({"name": match.name.lower(), "string_match": _string_match(match)})
     elif isinstance(match, CookieMatch):
         cookie = f"{_re2_escape(match.name)}={_re2_escape(match.value)}"
         regex = rf"(.*;\s*)?{cookie}(\s*;.*)?"
@@ -128,6 +128,13 @@ def _match(path_prefix: str | None, methods: str | None, match: Match | None) ->
     if headers:
         result["headers"] = headers
     return result
+
+
+def _string_match(match: HeaderMatch) -> Json:
+    """Envoy's StringMatcher for a header match; `safe_regex` must match the whole value."""
+    if match.kind == "regex":
+        return {"safe_regex": {"regex": match.value}}
+    return {match.kind: match.value}
 
 
 def _re2_escape(text: str) -> str:

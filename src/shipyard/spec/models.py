@@ -198,6 +198,9 @@ class PrometheusAnalysis(Model):
     query: str = Field(min_length=1, description="PromQL; `{service}` and `{release}` are substituted.")
     min: Optional[float] = None
     max: Optional[float] = None
+    address: Optional[str] = Field(default=None, pattern=r"^https?://",
+                                   description="Prometheus base URL, e.g. `http://127.0.0.1:9090`; "
+                                   "defaults to `$SHIPYARD_PROMETHEUS_URL` of the control plane.")
 
 
 def _analysis_kind(value: object) -> str | None:

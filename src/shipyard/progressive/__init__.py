@@ -1,0 +1,1 @@
+"""Building blocks of progressive delivery: gates, a strategy's analysis, A/B route matches."""
