@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 class LoadResult:
     ok: int = 0
     failures: list[str] = field(default_factory=list)
+    versions: Counter[str] = field(default_factory=Counter)   # by the X-Service-Version of each answer
 
 
 class Load:
@@ -48,12 +50,14 @@ class Load:
                 response = conn.getresponse()
                 response.read()
                 outcome = None if response.status < 500 else f"HTTP {response.status}"
+                version = response.getheader("X-Service-Version") or "-"
             except (OSError, http.client.HTTPException) as exc:
-                outcome = repr(exc)
+                outcome, version = repr(exc), "-"
                 if conn is not None:
                     conn.close()
                 conn = None
             with self._lock:
+                self.result.versions[version] += 1
                 if outcome is None:
                     self.result.ok += 1
                 else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -25,4 +26,19 @@ def rollout_routes(plane: "ControlPlane") -> list[Route]:
             return JSONResponse({"error": "UndoRefused", "message": str(exc)}, status_code=409)
         return JSONResponse({"release": release.id, "version": release.version})
 
-    return [Route("/rollouts/{service}/undo", undo, methods=["POST"])]
+    async def command(request: Request) -> Response:
+        body: dict[str, Any] = await request.json() if await request.body() else {}
+        verb = request.path_params["verb"]
+        if verb not in VERBS:
+            return JSONResponse({"error": "NotFound", "message": f"no rollout command {verb!r}"}, status_code=404)
+        try:
+            rollout = reconciler.command(request.path_params["service"], verb, full=bool(body.get("full")))
+        except ShipyardError as exc:
+            return JSONResponse({"error": f"{verb.capitalize()}Refused", "message": str(exc)}, status_code=409)
+        return JSONResponse(dataclasses.asdict(rollout))
+
+    return [Route("/rollouts/{service}/undo", undo, methods=["POST"]),
+            Route("/rollouts/{service}/{verb:str}", command, methods=["POST"])]
+
+
+VERBS = ("promote", "approve", "abort", "retry")

@@ -73,6 +73,17 @@ def _describe(entry: dict[str, Any], record: dict[str, Any] | None, state: str) 
     others = [i for i in entry["instances"] if i["release"] != entry["release"]]
     text = (f"{entry['name']}: {state} — release {entry['release']} (version {entry['version']}): "
             f"{len(ready)}/{entry['desired_replicas']} ready, {len(others)} old instance(s) left")
+    if record and record.get("phase") and state != "pending":
+        text += f"; {record['strategy']} {record['phase']}, {record['weight']}% of traffic"
+        if record.get("failures"):
+            text += f", {record['failures']} failed analyses"
+        if entry.get("preview"):
+            text += f", preview {entry['preview']}"
+        if record.get("decisions"):
+            last = record["decisions"][-1]
+            text += f"\n  last decision: {last.get('reason', '')}"
+            if last.get("summary"):
+                text += f"\n    {last['summary']}"
     if record and state in ("complete", "failed") and record.get("message"):
         text += f"; {record['message']}"
     return text
@@ -118,5 +129,34 @@ def undo(service: str, to: str | None, state_dir: Path | None, output: str) -> N
     click.echo(f"{service}: rolling back to release {result['release']} (version {result['version']}); "
                f"follow it with `shipyard rollout status {service}`")
 
+
+def _command(verb: str, summary: str, examples: str, has_full: bool = False) -> None:
+    @click.argument("service")
+    @STATE_DIR_OPTION
+    @OUTPUT_OPTION
+    def command(service: str, state_dir: Path | None, output: str, full: bool = False) -> None:
+        record = Client(resolve_state_dir(state_dir)).request("POST", f"/rollouts/{service}/{verb}",
+                                                               json={"full": full})
+        if output != "table":
+            emit(record, output)
+            return
+        last = record["decisions"][-1]["reason"] if record.get("decisions") else record.get("message", "")
+        click.echo(f"{service}: {record['status']}, {record['phase']} — {last}")
+
+    command.__doc__ = summary
+    if has_full:
+        command = click.option("--full", is_flag=True, help="Skip every remaining step and check.")(command)
+    rollout.command(verb, epilog="\b\nExamples:\n" + examples)(command)
+
+
+_command("promote", "Move SERVICE's canary one step on (or blue-green's switch) without waiting for checks.",
+         "  shipyard rollout promote catalog          # next canary step now\n"
+         "  shipyard rollout promote catalog --full   # all the way, skipping analysis and gates\n", has_full=True)
+_command("approve", "Release a manual gate (`approval: true`) of SERVICE's rollout.",
+         "  shipyard rollout approve catalog\n")
+_command("abort", "Roll SERVICE's canary or blue-green rollout back now: all traffic to the previous release.",
+         "  shipyard rollout abort catalog\n")
+_command("retry", "Start a failed (rolled back) canary or blue-green rollout of SERVICE again.",
+         "  shipyard rollout retry catalog && shipyard rollout status catalog\n")
 
 COMMANDS = [rollout]

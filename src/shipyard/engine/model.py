@@ -72,6 +72,20 @@ class Rolling:
 
 
 @dataclass(frozen=True)
+class Progressive:
+    """What the pure plan needs of a canary or blue-green strategy (gates and analysis run elsewhere)."""
+
+    steps: tuple[int, ...] = (100,)     # canary traffic weights in percent
+    interval: float = 10.0              # seconds at each step before the analysis
+    failure_threshold: int = 2
+    mirror: float = 0.0                 # percent of primary traffic shadowed to the canary first
+    pre_rollout: bool = False           # gates to pass before any traffic
+    pre_promotion: bool = False         # gates to pass before promotion / the switch
+    auto_promote: bool = True           # blue-green: switch without `rollout promote`
+    scale_down_delay: float = 30.0      # blue-green: how long blue outlives the switch
+
+
+@dataclass(frozen=True)
 class DesiredService:
     """One service as the environment should run it."""
 
@@ -82,6 +96,7 @@ class DesiredService:
     rolling: Rolling
     grace_period: float
     endpoint_port: int | None
+    progressive: Progressive | None = None   # for canary and blue-green
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,26 @@ class Rollout:
     updated_at: float = 0.0
     previous: str | None = None     # release it replaces (None for the first deployment)
     revision: str | None = None     # the applied revision that asked for it
+    # Canary and blue-green progress (see engine/progressive.py for the phases):
+    phase: str = ""
+    step: int = -1                  # index into the canary's steps; -1 before the first one
+    weight: int = 0                 # percent of traffic routed to the new release now
+    failures: int = 0               # failed analyses so far
+    check_started_at: float | None = None   # start of the current analysis window
+    next_check_at: float | None = None      # when the current step's analysis (or gate) is due
+    switched_at: float | None = None        # blue-green: when all traffic moved to green
+    approved: bool = False          # a manual gate was released by `rollout approve`
+    decisions: tuple[dict[str, Any], ...] = ()   # every analysis and gate outcome, with its numbers
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decisions", tuple(self.decisions))  # JSON gives a list back
+
+    def evolve(self, **changes: Any) -> "Rollout":
+        return replace(self, **changes)
+
+    @property
+    def progressive(self) -> bool:
+        return self.phase != ""
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ instance is recorded `starting` before its process exists; a stopped one `stoppi
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from shipyard.engine.actions import admit, due, heal_and_trim, retire, stop_order
 from shipyard.engine.capacity import Budget
+from shipyard.engine.progressive import STARTING
+from shipyard.engine.progressive_plan import plan_progressive
 from shipyard.engine.model import (
     DOWN_STATES,
     Capacity,
@@ -18,6 +21,7 @@ from shipyard.engine.model import (
     DesiredService,
     Instance,
     Plan,
+    Release,
     Rollout,
     State,
 )
@@ -38,6 +42,7 @@ class World:
     now: float
     revision: str | None = None
     suspended: bool = False
+    releases: dict[str, Release] = field(default_factory=dict)   # the previous releases of progressive rollouts
 
 
 def plan(world: World) -> Plan:
@@ -80,13 +85,18 @@ def _prune(instances: list[Instance], result: Plan) -> None:
 def _plan_service(world: World, desired: DesiredService, instances: list[Instance], budget: Budget,
                   result: Plan) -> None:
     rollout = _current_rollout(world, desired, instances, result)
+    if rollout.progressive:
+        previous = world.releases.get(rollout.previous) if rollout.previous else None
+        plan_progressive(desired, rollout, instances, previous, budget, world.now, result)
+        _availability(desired, instances, result)
+        return
     target = desired.release.id
     current = [i for i in instances if i.release == target and i.state is not State.STOPPING]
     old = [i for i in instances if i.release != target and i.state is not State.STOPPING]
     stopping = [i for i in instances if i.state is State.STOPPING]
     if rollout.status == "failed":
         # Stopped where it was: keep healing whatever runs, start and stop nothing else.
-        result.restart.extend(i.id for i in current + old if _due(i, world.now))
+        result.restart.extend(i.id for i in current + old if due(i, world.now))
     elif desired.strategy == "recreate":
         _recreate(world, desired, current, old, stopping, budget, result)
     else:
@@ -105,8 +115,11 @@ def _current_rollout(world: World, desired: DesiredService, instances: list[Inst
     if existing is not None and existing.status == "progressing":
         result.rollouts.append(replace(existing, status="superseded", reason="Superseded",
                                        message=f"superseded by release {target}", updated_at=world.now))
+    progressive = desired.progressive is not None and previous is not None and any(
+        i.release == previous and i.state is State.READY for i in instances)
     rollout = Rollout(service=desired.name, target=target, started_at=world.now, strategy=desired.strategy,
                       previous=previous, updated_at=world.now, revision=world.revision,
+                      phase=STARTING if progressive else "",
                       message=f"rolling out release {target}" if previous else f"deploying release {target}")
     result.rollouts.append(rollout)
     return rollout
@@ -121,10 +134,10 @@ def _rolling(world: World, desired: DesiredService, current: list[Instance], old
         surge = 1  # at least one instance moves at a time
     if not old:
         surge = max(surge, replicas)  # nothing to replace: no reason to hold back
-    _heal_and_trim(current, replicas, now, result)
+    heal_and_trim(current, replicas, now, result)
     total = len(current) + len(old) + len(stopping)  # stopping instances count against the surge budget
     wanted = min(replicas - len(current), replicas + surge - total)
-    _admit(desired, wanted, budget, result)
+    admit(desired, wanted, budget, result)
     if not old:
         return
     available = sum(i.available(now, desired.rolling.min_ready) for i in current)
@@ -133,60 +146,22 @@ def _rolling(world: World, desired: DesiredService, current: list[Instance], old
     if len(current) >= replicas and available >= replicas and all(
             i.available(now, desired.rolling.min_ready) for i in current):
         spare = len(old)  # the new release is fully available: retire the rest
-    for instance in sorted(old, key=_stop_order):
+    for instance in sorted(old, key=stop_order):
         if instance.state is not State.READY:
-            _retire(instance, result)
+            retire(instance, result)
         elif spare > 0:
-            _retire(instance, result)
+            retire(instance, result)
             spare -= 1
 
 
 def _recreate(world: World, desired: DesiredService, current: list[Instance], old: list[Instance],
               stopping: list[Instance], budget: Budget, result: Plan) -> None:
     for instance in old:
-        _retire(instance, result)
+        retire(instance, result)
     if old or any(i.release != desired.release.id for i in stopping):
         return  # all old instances must be gone before the first new one starts
-    _heal_and_trim(current, desired.replicas, world.now, result)
-    _admit(desired, desired.replicas - len(current), budget, result)
-
-
-def _heal_and_trim(current: list[Instance], replicas: int, now: float, result: Plan) -> None:
-    """Restart down instances when due; scale down the surplus, least useful first."""
-    ordered = sorted(current, key=_stop_order)
-    surplus = len(current) - replicas
-    for instance in ordered:
-        if surplus > 0:
-            _retire(instance, result)
-            surplus -= 1
-        elif _due(instance, now):
-            result.restart.append(instance.id)
-
-
-def _admit(desired: DesiredService, wanted: int, budget: Budget, result: Plan) -> None:
-    if wanted <= 0:
-        return
-    fits, condition = budget.admit(desired.name, wanted, desired.release.cpu, desired.release.memory)
-    result.start.extend([(desired.name, desired.release.id)] * fits)
-    if condition is not None:
-        result.conditions.append(condition)
-
-
-def _retire(instance: Instance, result: Plan) -> None:
-    if instance.state in DOWN_STATES:
-        result.forget.append(instance.id)
-    else:
-        result.stop.append((instance.id, "replaced by a newer release" if instance.live else "scaled down"))
-
-
-def _stop_order(instance: Instance) -> tuple[int, float]:
-    """Down first, then starting, unready, and ready last; among equals the newest first."""
-    rank = {State.EXITED: 0, State.FAILED: 0, State.STARTING: 1, State.UNREADY: 2, State.READY: 3}
-    return rank.get(instance.state, 4), -instance.created_at
-
-
-def _due(instance: Instance, now: float) -> bool:
-    return instance.state in DOWN_STATES and (instance.next_attempt_at or 0.0) <= now
+    heal_and_trim(current, desired.replicas, world.now, result)
+    admit(desired, desired.replicas - len(current), budget, result)
 
 
 def _finish_rollout(world: World, desired: DesiredService, rollout: Rollout, instances: list[Instance],

@@ -19,7 +19,10 @@ from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
 from shipyard.engine.desired import DesiredState, free_port_except
 from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
+from shipyard.engine import progressive
 from shipyard.engine.pins import Pin, apply_pins, pin_conditions, undo_target
+from shipyard.engine.progressive import decision_reason
+from shipyard.engine.rollout_runner import RolloutRunner
 from shipyard.engine.plan import World, plan
 from shipyard.engine.probes import http_probe
 from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
@@ -60,6 +63,8 @@ class Reconciler:
         self._sync_lock = asyncio.Lock()
         self._lingering: set[str] = set()  # stopping instances still in their cluster, without weight
         self._closing = False
+        self.previews: dict[str, int] = dict(store.get("previews") or {})  # service → preview port
+        self.runner = RolloutRunner(self)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def adopt(self) -> None:
@@ -147,18 +152,23 @@ class Reconciler:
         # stop instances from being healed.
         if self.desired is None:
             return Plan()
+        previous = {r.previous for r in self.rollouts.values() if r.progressive and r.previous}
+        releases = {rid: release for rid in previous if (release := self.store.release(rid)) is not None}
         world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
-                      time.time(), self.desired.revision, self.suspended)
+                      time.time(), self.desired.revision, self.suspended, releases)
         result = plan(world)
         self.conditions = [*result.conditions, *self._pin_conditions]
         await self._apply(result)
         self.passes += 1
+        self._assign_previews()
         await self._sync_routes()
+        self.runner.tick(time.time())
         return result
 
     async def close(self) -> None:
         """Stop watching (instances keep running: the data plane outlives the control plane)."""
         self._closing = True
+        self.runner.close()
         for task in [*self._monitors.values(), *self._stops.values()]:
             task.cancel()
         self._exits.close()
@@ -191,10 +201,63 @@ class Reconciler:
         previous = self.rollouts.get(rollout.service)
         self.rollouts[rollout.service] = rollout
         self.store.save_rollout(rollout)
-        if previous is None or previous.status != rollout.status or previous.target != rollout.target:
+        same = previous is not None and previous.started_at == rollout.started_at
+        if same and previous is not None:
+            seen = previous.decisions[-1]["at"] if previous.decisions else 0.0
+            for record in rollout.decisions:
+                if record["at"] > seen:
+                    self.event("Warning" if record.get("verdict") == "fail" else "Normal", rollout.service,
+                               decision_reason(record), str(record.get("reason", "")), record)
+            if previous.phase != rollout.phase and rollout.status == "progressing":
+                self.event("Normal", rollout.service, "RolloutPhase",
+                           f"{previous.phase} → {rollout.phase} (new release {rollout.target} at {rollout.weight}%)")
+        if previous is None or previous.status != rollout.status or previous.target != rollout.target or not same:
             kind = "Warning" if rollout.status == "failed" else "Normal"
             reason = rollout.reason or "RolloutStarted"
+            if rollout.phase == progressive.ROLLED_BACK:
+                reason = f"RolledBack{rollout.reason}"   # e.g. RolledBackAnalysisFailed, RolledBackAborted
             self.event(kind, rollout.service, reason, rollout.message)
+
+    async def update_rollout(self, rollout: Rollout) -> None:
+        """A gate or analysis outcome (or a command) moved a rollout: record it and act on it at once."""
+        current = self.rollouts.get(rollout.service)
+        if current is None or current.started_at != rollout.started_at:
+            return
+        self._save_rollout(rollout)
+        self.wake()
+        await self._sync_routes()
+
+    def command(self, service: str, verb: str, full: bool = False) -> Rollout:
+        """`rollout promote | approve | abort | retry` on the current rollout of `service`."""
+        rollout = self.rollouts.get(service)
+        if self.desired is None or service not in self.desired.services or rollout is None:
+            raise StateError(f"no rollout of {service!r} in this environment")
+        desired = self.desired.services[service]
+        config = desired.progressive
+        now = time.time()
+        if verb == "retry":
+            moved = progressive.retry(rollout, desired.release.id, now)
+        elif verb == "abort":
+            moved = progressive.abort(rollout, now)
+        elif verb == "approve":
+            moved = progressive.approve(rollout, now)
+        elif config is None:
+            raise StateError(f"{service}: `rollout {verb}` applies to canary and blue-green rollouts")
+        else:
+            moved = progressive.promote(rollout, config, desired.strategy, full, now)
+        self._save_rollout(moved)
+        self.wake()
+        return moved
+
+    def _assign_previews(self) -> None:
+        """A stable preview port per service that has had a progressive rollout."""
+        wanted = {s for s, r in self.rollouts.items() if r.progressive and r.status == "progressing"}
+        missing = wanted - set(self.previews)
+        if not missing:
+            return
+        for service in sorted(missing):
+            self.previews[service] = free_port_except(self._ports() | set(self.previews.values()))
+        self.store.put("previews", self.previews)
 
     async def _start_new(self, service: str, release_id: str) -> None:
         assert self.desired is not None
@@ -381,13 +444,17 @@ class Reconciler:
     async def _sync_routes_locked(self) -> None:
         if self.desired is None:
             return
+        progressing = tuple(sorted((r.service, r.target, r.phase, r.weight, r.status)
+                                   for r in self.rollouts.values() if r.progressive))
         fingerprint = (self.desired.revision, tuple(sorted(
             (i.id, i.state.value, i.port) for i in self.instances.values() if i.state is State.READY)),
-            tuple(sorted({i.release for i in self.instances.values()})), tuple(sorted(self._lingering)))
+            tuple(sorted({i.release for i in self.instances.values()})), tuple(sorted(self._lingering)),
+            progressing, tuple(sorted(self.previews.items())))
         if fingerprint == self._routed:
             return
         try:
-            await self.router.sync(self.desired, list(self.instances.values()), frozenset(self._lingering))
+            await self.router.sync(self.desired, list(self.instances.values()), frozenset(self._lingering),
+                                   dict(self.rollouts), dict(self.previews))
         except ShipyardError as exc:
             # Envoy keeps serving what it accepted last; the next pass tries again.
             self.event("Warning", "data-plane", "PublishFailed", str(exc))
@@ -412,6 +479,14 @@ class Reconciler:
                 desired = self.desired.services.get(instance.service)
                 if desired and instance.ready_since and desired.rolling.min_ready:
                     due.append(instance.ready_since + desired.rolling.min_ready)
+            for rollout in self.rollouts.values():
+                desired = self.desired.services.get(rollout.service)
+                if rollout.status != "progressing" or desired is None or desired.progressive is None:
+                    continue
+                if rollout.next_check_at:
+                    due.append(rollout.next_check_at)
+                if rollout.switched_at:
+                    due.append(rollout.switched_at + desired.progressive.scale_down_delay)
         pending = [t - now for t in due if t > now - 0.01]
         return max(0.01, min([RESYNC, *pending]))
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from shipyard.engine.model import DesiredService, Probe, Release, Rolling
+from shipyard.engine.model import DesiredService, Probe, Progressive, Release, Rolling
 from shipyard.spec.models import Probe as ProbeSpec
 from shipyard.spec.models import Service
 
@@ -41,7 +41,22 @@ def desired_service(service: Service, release: Release, endpoint_port: int | Non
         name=service.name, release=release, replicas=service.replicas, strategy=service.strategy.type,
         rolling=Rolling(rolling.max_surge, rolling.max_unavailable, rolling.min_ready, rolling.progress_deadline),
         grace_period=service.stop.grace_period, endpoint_port=endpoint_port,
+        progressive=_progressive(service),
     )
+
+
+def _progressive(service: Service) -> Progressive | None:
+    strategy = service.strategy
+    if strategy.type == "canary":
+        canary = strategy.canary
+        return Progressive(steps=tuple(canary.steps), interval=canary.interval,
+                           failure_threshold=canary.failure_threshold, mirror=canary.mirror,
+                           pre_rollout=bool(canary.pre_rollout), pre_promotion=bool(canary.pre_promotion))
+    if strategy.type == "blue-green":
+        blue_green = strategy.blue_green
+        return Progressive(pre_promotion=bool(blue_green.pre_promotion), auto_promote=blue_green.auto_promote,
+                           scale_down_delay=blue_green.scale_down_delay)
+    return None
 
 
 def _probe(spec: ProbeSpec) -> Probe:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
 
-from shipyard.engine.model import Instance
+from shipyard.engine.model import Instance, Rollout
 
 if TYPE_CHECKING:
     from shipyard.engine.desired import DesiredState
@@ -17,8 +17,10 @@ class Router(Protocol):
     traffic: "TrafficHistory | None"   # recent scrapes of per-release traffic, if the data plane counts it
 
     async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
-                   lingering: frozenset[str] = frozenset()) -> None:
-        """Route each service to exactly its ready, non-stopping instances; return once applied."""
+                   lingering: frozenset[str] = frozenset(), rollouts: Mapping[str, Rollout] | None = None,
+                   previews: Mapping[str, int] | None = None) -> None:
+        """Route each service to exactly its ready, non-stopping instances (split as progressive
+        rollouts say, new releases also on their preview ports); return once applied."""
 
     async def drain(self, instance: Instance, timeout: float) -> None:
         """Return once nothing is in flight to `instance` any more (at most `timeout` seconds)."""
@@ -45,7 +47,8 @@ class NoRouter:
     traffic = None
 
     async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
-                   lingering: frozenset[str] = frozenset()) -> None:
+                   lingering: frozenset[str] = frozenset(), rollouts: Mapping[str, Rollout] | None = None,
+                   previews: Mapping[str, int] | None = None) -> None:
         return None
 
     async def drain(self, instance: Instance, timeout: float) -> None:

@@ -49,6 +49,8 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "desired_replicas": desired.replicas if desired else 0,
         "ready_replicas": sum(i.state is State.READY for i in instances),
         "endpoint": reconciler.router.endpoint(name),
+        "preview": reconciler.router.endpoint(f"{name}.preview") if rollout and rollout.progressive
+        and rollout.status == "progressing" else None,
         "strategy": desired.strategy if desired else None,
         "rollout": dataclasses.asdict(rollout) if rollout else None,
         "instances": [_instance(reconciler, i) for i in instances],
@@ -103,12 +105,16 @@ def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
 
 
 def _conditions(reconciler: "Reconciler") -> list[Condition]:
-    conditions = [*reconciler.source_conditions, *reconciler.conditions]
+    # A Ready condition from the source (e.g. ValidationFailed) is the environment's Ready: there is one.
+    source_ready = next((c for c in reconciler.source_conditions if c.type == "Ready"), None)
+    conditions = [*(c for c in reconciler.source_conditions if c is not source_ready), *reconciler.conditions]
     for rollout in reconciler.rollouts.values():
         if rollout.status == "failed":
             conditions.append(Condition("RolloutFailed", "True", rollout.reason, rollout.message, rollout.service))
     not_ready = [c for c in conditions if c.status == "False" or c.type == "RolloutFailed"]
-    if reconciler.desired is None:
+    if source_ready is not None:
+        ready = source_ready
+    elif reconciler.desired is None:
         ready = Condition("Ready", "False", "NoDesiredState", "no revision applied yet")
     elif not_ready:
         ready = Condition("Ready", "False", not_ready[0].reason, not_ready[0].message)

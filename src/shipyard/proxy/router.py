@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from shipyard.errors import DataPlaneError
 from shipyard.proxy import envoy
@@ -18,7 +18,7 @@ from shipyard.proxy.traffic import TrafficHistory
 
 if TYPE_CHECKING:
     from shipyard.engine.desired import DesiredState
-    from shipyard.engine.model import Instance
+    from shipyard.engine.model import Instance, Rollout
 
 log = logging.getLogger("shipyard.proxy")
 SCRAPE_S = 1.0  # how often Envoy's stats are sampled for per-release metrics and canary analysis
@@ -58,10 +58,11 @@ class EnvoyRouter:
         return self.handle
 
     async def sync(self, desired: "DesiredState", instances: Iterable["Instance"],
-                   lingering: frozenset[str] = frozenset()) -> None:
+                   lingering: frozenset[str] = frozenset(), rollouts: Mapping[str, "Rollout"] | None = None,
+                   previews: Mapping[str, int] | None = None) -> None:
         from shipyard.engine.routing import data_plane
 
-        plane: DataPlane = data_plane(desired, list(instances), self.ingress_port, lingering)
+        plane: DataPlane = data_plane(desired, list(instances), self.ingress_port, lingering, rollouts, previews)
         self.endpoints = {route.service: route.port for route in plane.routes}
         async with self._lock:
             handle = await self._ensure()

@@ -1,0 +1,82 @@
+"""The plan's side of a canary or blue-green rollout: how many instances of each release, and the
+phase moves that only depend on instances being ready (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shipyard.engine import progressive as phases
+from shipyard.engine.actions import admit, heal_and_trim, retire
+from shipyard.engine.capacity import Budget
+from shipyard.engine.model import Condition, DesiredService, Instance, Plan, Release, Rollout, State
+
+
+def plan_progressive(desired: DesiredService, rollout: Rollout, instances: list[Instance], previous: Release | None,
+                     budget: Budget, now: float, result: Plan) -> None:
+    """One pass of a progressive rollout: the new release (canary / green) beside the previous one.
+
+    The previous release keeps all its replicas until the new one has taken all traffic (a canary
+    promoted, green switched plus `scaleDownDelay`), so rolling back is one routing change.
+    """
+    config = desired.progressive
+    assert config is not None and rollout.progressive
+    target, primary_id, replicas = desired.release.id, rollout.previous, desired.replicas
+    live = [i for i in instances if i.state is not State.STOPPING]
+    new = [i for i in live if i.release == target]
+    primary = [i for i in live if i.release == primary_id]
+    for leftover in (i for i in live if i.release not in (target, primary_id)):
+        retire(leftover, result, "left over from an earlier rollout")
+    updated = rollout
+    if rollout.status == "failed":
+        for instance in new:
+            retire(instance, result, f"rolled back: {rollout.reason}")
+        _keep(desired, primary, previous, budget, now, result)
+        result.conditions.append(Condition(
+            "InSync", "False", "RolledBack",
+            f"{desired.name} runs release {primary_id} while the spec asks for {target} ({rollout.message}); "
+            f"`shipyard rollout retry {desired.name}` tries again, a new commit replaces it", desired.name))
+        return
+    ready = sum(i.state is State.READY for i in new)
+    if desired.strategy == "canary":
+        if rollout.phase == phases.STARTING and ready >= 1:
+            updated = phases.after_canary_ready(rollout, config, now)
+        elif rollout.phase == phases.PROMOTING and ready >= replicas:
+            updated = rollout.evolve(phase=phases.PROMOTED, weight=100, updated_at=now,
+                                     message=f"promoted: all traffic on {target}")
+        wanted = phases.canary_instances(replicas, updated)
+        retire_primary = updated.phase == phases.PROMOTED
+    else:
+        if rollout.phase == phases.STARTING and ready >= replicas:
+            updated = phases.after_green_ready(rollout, config, now)
+        wanted = replicas
+        retire_primary = updated.phase == phases.SWITCHED and now >= (updated.switched_at or now) + config.scale_down_delay
+    heal_and_trim(new, wanted, now, result)
+    admit(desired, wanted - len(new), budget, result)
+    if retire_primary:
+        for instance in primary:
+            retire(instance, result, f"replaced by {target}")
+        primary = []
+    else:
+        _keep(desired, primary, previous, budget, now, result)
+    if updated.phase in (phases.PROMOTED, phases.SWITCHED) and ready >= replicas and not primary and len(live) == len(new):
+        updated = updated.evolve(status="complete", reason="RolloutComplete", updated_at=now,
+                                 message=f"{ready}/{replicas} instances of release {target} serve all traffic")
+    elif updated.phase in (phases.STARTING, phases.PROMOTING) and now - _phase_start(rollout) > desired.rolling.progress_deadline:
+        updated = phases.rollback(updated, "ProgressDeadlineExceeded",
+                                  f"{ready}/{wanted} instances of {target} ready after "
+                                  f"{desired.rolling.progress_deadline:g}s", now)
+    if updated != rollout:
+        result.rollouts.append(updated)
+
+
+def _keep(desired: DesiredService, primary: list[Instance], previous: Release | None, budget: Budget, now: float,
+          result: Plan) -> None:
+    """The previous release keeps serving at full strength (healed, and topped up after a rollback)."""
+    heal_and_trim(primary, desired.replicas, now, result)
+    if previous is not None:
+        admit(replace(desired, release=previous), desired.replicas - len(primary), budget, result)
+
+
+def _phase_start(rollout: Rollout) -> float:
+    # Starting counts from the rollout's start; promoting from when the promotion began (its last update).
+    return rollout.started_at if rollout.phase == phases.STARTING else rollout.updated_at

@@ -1,0 +1,156 @@
+"""The slow, effectful parts of progressive rollouts — gates and analyses — run beside the reconcile loop.
+
+Each runs as a task keyed by the rollout's position (service, attempt, phase, step); its outcome
+is turned into the next rollout record by the pure transitions in progressive.py, and applied
+only if the rollout is still where it was when the task started (an operator's command or a new
+release may have moved it meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from shipyard.analysis.window import WindowStats
+from shipyard.engine import progressive as phases
+from shipyard.engine.model import Rollout, State
+from shipyard.engine.routing import cluster_name
+from shipyard.progressive.analysis import PROMETHEUS_URL_ENV, evaluate
+from shipyard.progressive.gates import run_gates
+from shipyard.spec.models import ApprovalGate
+
+if TYPE_CHECKING:
+    from shipyard.engine.reconciler import Reconciler
+
+log = logging.getLogger("shipyard.rollouts")
+APPROVAL_POLL_S = 0.25
+Key = tuple[str, float, str, int]
+
+
+class RolloutRunner:
+    def __init__(self, reconciler: "Reconciler") -> None:
+        self.reconciler = reconciler
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+
+    def tick(self, now: float) -> None:
+        """Start the gate runs and analyses that are due; at most one task per rollout position."""
+        self._tasks = {key: task for key, task in self._tasks.items() if not task.done()}
+        for service, rollout in list(self.reconciler.rollouts.items()):
+            if not rollout.progressive or rollout.status != "progressing":
+                continue
+            key = (service, rollout.started_at, rollout.phase, rollout.step)
+            if key in self._tasks:
+                continue
+            if rollout.phase in phases.GATE_PHASES:
+                self._tasks[key] = asyncio.create_task(self._guarded(key, self._gates(key)))
+            elif rollout.phase in phases.ANALYSIS_PHASES and rollout.next_check_at is not None \
+                    and now >= rollout.next_check_at:
+                self._tasks[key] = asyncio.create_task(self._guarded(key, self._analyse(key)))
+
+    def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+
+    async def _guarded(self, key: Key, work: Any) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken check must be visible, and the loop must go on
+            log.exception("rollout task %s failed", key)
+            self.reconciler.event("Warning", key[0], "RolloutTaskFailed", f"{key[2]}: {exc}")
+
+    def _current(self, key: Key) -> Rollout | None:
+        rollout = self.reconciler.rollouts.get(key[0])
+        if rollout is None or (rollout.service, rollout.started_at, rollout.phase, rollout.step) != key \
+                or rollout.status != "progressing":
+            return None
+        return rollout
+
+    async def _gates(self, key: Key) -> None:
+        rollout, desired = self._current(key), self.reconciler.desired
+        if rollout is None or desired is None or key[0] not in desired.services:
+            return
+        service, spec = desired.services[key[0]], desired.specs[key[0]]
+        strategy = spec.strategy
+        if rollout.phase == phases.PRE_ROLLOUT:
+            gates = strategy.canary.pre_rollout
+        else:
+            gates = strategy.canary.pre_promotion if service.strategy == "canary" else strategy.blue_green.pre_promotion
+        target = self._target_url(rollout)
+        results = await run_gates(gates, target, service=rollout.service, release=rollout.target)
+        passed = all(r.passed for r in results) and len(results) == sum(not isinstance(g, ApprovalGate) for g in gates)
+        detail = "; ".join(r.detail for r in results) or "no checks to run"
+        if passed and any(isinstance(g, ApprovalGate) for g in gates):
+            if not await self._approval(key, detail):
+                return
+            detail += "; approved by `rollout approve`"
+        current = self._current(key)
+        if current is None or service.progressive is None:
+            return
+        decided = phases.after_gates(current, service.progressive, service.strategy, passed, detail,
+                                     [r.to_dict() for r in results], time.time())
+        await self.reconciler.update_rollout(decided)
+
+    async def _approval(self, key: Key, detail: str) -> bool:
+        """Wait for `rollout approve`; False if the rollout moved on meanwhile."""
+        current = self._current(key)
+        if current is None:
+            return False
+        if not current.approved:
+            waiting = phases.record_decision(current.evolve(message=f"{current.phase}: waiting for "
+                                                                    f"`shipyard rollout approve {current.service}`"),
+                                             {"kind": "gates", "at": time.time(), "phase": current.phase,
+                                              "verdict": "waiting", "action": "hold",
+                                              "reason": f"{detail}; waiting for approval"})
+            await self.reconciler.update_rollout(waiting)
+        while True:
+            current = self._current(key)
+            if current is None:
+                return False
+            if current.approved:
+                return True
+            await asyncio.sleep(APPROVAL_POLL_S)
+
+    async def _analyse(self, key: Key) -> None:
+        rollout, desired = self._current(key), self.reconciler.desired
+        if rollout is None or desired is None or key[0] not in desired.services:
+            return
+        service, spec = desired.services[key[0]], desired.specs[key[0]]
+        canary_spec = spec.strategy.canary
+        since = rollout.check_started_at or rollout.started_at
+        canary = self._window(rollout.target, since)
+        primary = self._window(rollout.previous, since) if rollout.previous else None
+        evaluation = await evaluate(canary_spec.analysis, canary, primary, min_requests=canary_spec.min_requests,
+                                    service=rollout.service, release=rollout.target,
+                                    prometheus_url=os.environ.get(PROMETHEUS_URL_ENV))
+        current = self._current(key)
+        if current is None or service.progressive is None:
+            return
+        evidence = {"summary": evaluation.summary, "checks": evaluation.to_dict()["decisions"],
+                    "window": {"seconds": round(canary.seconds, 3), "canary": _figures(canary),
+                               "primary": _figures(primary) if primary else None}}
+        decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time())
+        await self.reconciler.update_rollout(decided)
+
+    def _window(self, release: str, since: float) -> WindowStats:
+        history = self.reconciler.router.traffic
+        window = history.window(cluster_name(release), since) if history is not None else None
+        return window or WindowStats(0, 0, 0.0)
+
+    def _target_url(self, rollout: Rollout) -> str:
+        """The preview endpoint of the new release; without a data plane, one of its instances."""
+        preview = self.reconciler.router.endpoint(f"{rollout.service}.preview")
+        if preview:
+            return preview
+        ready = [i for i in self.reconciler.instances.values()
+                 if i.release == rollout.target and i.state is State.READY]
+        return f"http://127.0.0.1:{ready[0].port}" if ready else ""
+
+
+def _figures(window: WindowStats) -> dict[str, Any]:
+    return {"requests": window.requests, "errors_5xx": window.errors_5xx,
+            "success_rate": window.success_rate, "p99_ms": window.quantile(0.99)}

@@ -1,0 +1,163 @@
+"""Canary and blue-green end to end: a real control plane, a real Envoy, real instances, real traffic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.cli.test_data_plane import endpoint_port, plane  # noqa: F401 - the fixture
+from tests.controlplane import ControlPlane, http_get, wait_for
+from tests.load import Load
+from tests.projects import probe_service, write_project
+
+
+def canary(name: str = "alpha", version: str = "1.0.0", env: dict[str, str] | None = None,
+           **strategy: Any) -> dict[str, Any]:
+    canary_spec = {"steps": [20, 50, 100], "interval": "1s", "minRequests": 10, "failureThreshold": 2,
+                   "analysis": [{"metric": "successRate", "min": 95}], **strategy}
+    return probe_service(name, replicas=2, version=version, env=env or {},
+                         strategy={"type": "canary", "canary": canary_spec})
+
+
+def release(cp: ControlPlane, service: dict[str, Any]) -> None:
+    write_project(cp.project, [service])
+    cp.cli("apply")
+
+
+def decisions(cp: ControlPlane, name: str = "alpha") -> list[dict[str, Any]]:
+    return list(cp.service(name)["rollout"]["decisions"])
+
+
+def test_a_healthy_canary_moves_through_its_steps_and_promotes_without_a_failed_request(plane):
+    cp = plane([canary()])
+    cp.up()
+    with Load(endpoint_port(cp, "alpha")) as load:
+        release(cp, canary(version="2.0.0"))
+        follow = cp.cli("rollout", "status", "alpha")
+    assert load.result.failures == [] and load.result.versions["2.0.0"] > 0
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["phase"], record["weight"]) == ("complete", "promoted", 100)
+    analyses = [d for d in record["decisions"] if d["kind"] == "analysis"]
+    assert [d["weight"] for d in analyses if d["verdict"] == "pass"][:2] == [20, 50]
+    assert analyses[0]["checks"][0]["check"].startswith("successRate") and analyses[0]["window"]["canary"]["requests"] >= 10
+    assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"} and len(cp.instances("alpha")) == 2
+    assert "last decision: analysis passed at" in follow.stdout
+    events = json.loads(cp.cli("events", "-o", "json").stdout)
+    passed = [e for e in events if e["reason"] == "AnalysisPassed"]
+    assert passed and "successRate" in passed[0]["data"]["summary"]
+
+
+def test_a_failing_canary_is_rolled_back_and_can_be_retried(plane):
+    cp = plane([canary()])
+    cp.up()
+    first = cp.service("alpha")["release"]
+    with Load(endpoint_port(cp, "alpha")) as load:
+        release(cp, canary(version="2.0.0", env={"FAIL_RATE": "0.5"}))
+        follow = cp.cli("rollout", "status", "alpha", check=False)
+        wait_for(lambda: {i["version"] for i in cp.instances("alpha")} == {"1.0.0"}, timeout=20,
+                 what="canary instances stopped")
+    assert follow.returncode == 1 and "AnalysisFailed" not in follow.stderr
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["reason"], record["phase"]) == ("failed", "AnalysisFailed", "rolled-back")
+    assert [d["verdict"] for d in record["decisions"] if d["kind"] == "analysis"][-2:] == ["fail", "fail"]
+    failed = [e for e in json.loads(cp.cli("events", "-o", "json").stdout) if e["reason"] == "AnalysisFailed"]
+    assert failed and failed[-1]["data"]["window"]["canary"]["errors_5xx"] > 0
+    in_sync = next(c for c in cp.status()["conditions"] if c["type"] == "InSync")
+    assert first in in_sync["message"] and "rollout retry" in in_sync["message"]
+    failures = len(load.result.failures)
+    assert 0 < failures < 0.2 * (load.result.ok + failures)  # only the canary's share of a few seconds
+
+    retried = json.loads(cp.cli("rollout", "retry", "alpha", "-o", "json").stdout)
+    assert (retried["status"], retried["phase"]) == ("progressing", "starting")
+    wait_for(lambda: cp.service("alpha")["rollout"]["phase"] == "step", timeout=20, what="the retry's first step")
+    aborted = cp.cli("rollout", "abort", "alpha")
+    assert "rolled back" in cp.service("alpha")["rollout"]["message"] and aborted.returncode == 0
+    refused = cp.cli("rollout", "promote", "alpha", check=False)
+    assert refused.returncode == 1 and "failed, not progressing" in refused.stderr
+
+
+def test_too_little_traffic_holds_header_matches_reach_the_canary_and_mirroring_spares_users(plane):
+    cp = plane([canary()])
+    cp.up()
+    release(cp, canary(version="2.0.0", minRequests=100000, mirror=100,
+                       match=[{"header": {"name": "x-canary", "exact": "always"}}]))
+    wait_for(lambda: cp.service("alpha")["rollout"]["phase"] == "mirror", timeout=20, what="the mirror phase")
+    port = endpoint_port(cp, "alpha")
+    plain = {http_get(f"http://127.0.0.1:{port}/")[1]["x-service-version"] for _ in range(30)}
+    matched = {http_get(f"http://127.0.0.1:{port}/", headers={"x-canary": "always"})[1]["x-service-version"]
+               for _ in range(10)}
+    assert plain == {"1.0.0"} and matched == {"2.0.0"}
+    alpha = cp.service("alpha")
+    preview = http_get(alpha["preview"] + "/")
+    assert preview[1]["x-service-version"] == "2.0.0"
+
+    def canary_saw_mirrored_traffic():
+        traffic = {r["release"]: r for r in cp.service("alpha")["traffic"]["releases"]}
+        return (traffic[alpha["release"]]["requests"] or 0) >= 30
+
+    wait_for(canary_saw_mirrored_traffic, timeout=10, what="mirrored requests counted for the canary")
+    held = wait_for(lambda: [d for d in decisions(cp) if d["kind"] == "analysis"], timeout=10, what="an analysis")
+    assert held[0]["verdict"] == "inconclusive" and held[0]["action"] == "hold"
+    assert "fewer than minRequests" in held[0]["summary"]
+    follow = cp.cli("rollout", "status", "alpha", "--no-wait").stdout
+    assert "mirror" in follow and "inconclusive" in follow
+    promoted = cp.cli("rollout", "promote", "alpha", "--full")
+    assert "promoting" in promoted.stdout
+    cp.cli("rollout", "status", "alpha")
+    assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"}
+
+
+def blue_green(version: str = "1.0.0", **strategy: Any) -> dict[str, Any]:
+    return probe_service("alpha", replicas=2, version=version,
+                         strategy={"type": "blue-green", "blueGreen": {"scaleDownDelay": "60s", **strategy}})
+
+
+def test_blue_green_previews_switches_in_one_step_and_undoes_at_once(plane):
+    cp = plane([blue_green()])
+    cp.up()
+    port = endpoint_port(cp, "alpha")
+    with Load(port) as load:
+        release(cp, blue_green("2.0.0", autoPromote=False))
+        wait_for(lambda: cp.service("alpha")["rollout"]["phase"] == "awaiting-promotion", timeout=20,
+                 what="green ready and waiting")
+        alpha = cp.service("alpha")
+        assert http_get(alpha["preview"] + "/")[1]["x-service-version"] == "2.0.0"
+        assert http_get(f"http://127.0.0.1:{port}/")[1]["x-service-version"] == "1.0.0"
+        before = dict(load.result.versions)
+        assert before.get("2.0.0", 0) == 0
+        cp.cli("rollout", "promote", "alpha")
+        switched = load.result.versions["1.0.0"]
+        wait_for(lambda: load.result.versions["2.0.0"] > 50, timeout=10, what="traffic on green")
+        assert load.result.versions["1.0.0"] - switched <= 8  # only requests in flight at the switch
+        blue_after = load.result.versions["1.0.0"]
+        wait_for(lambda: load.result.versions["2.0.0"] > 100, timeout=10, what="more traffic on green")
+        assert load.result.versions["1.0.0"] == blue_after  # nothing reaches blue after the switch
+        assert len(cp.instances("alpha")) == 4  # blue kept for scaleDownDelay
+        cp.cli("rollout", "undo", "alpha")
+        green_count = load.result.versions["2.0.0"]
+        wait_for(lambda: load.result.versions["1.0.0"] > blue_after + 50, timeout=10, what="traffic back on blue")
+        assert load.result.versions["2.0.0"] - green_count <= 8
+    assert load.result.failures == []
+    cp.cli("rollout", "status", "alpha")
+    assert {i["version"] for i in cp.instances("alpha")} == {"1.0.0"}
+
+
+def test_gates_fail_a_rollout_or_wait_for_approval(plane):
+    gate = {"command": ["sh", "-c", 'curl -sf "$TARGET_URL/healthz" >/dev/null || python3 -c "import urllib.request,os;'
+                        'urllib.request.urlopen(os.environ[\'TARGET_URL\'] + \'/healthz\')"']}
+    cp = plane([canary()])
+    cp.up()
+    release(cp, canary(version="2.0.0", preRollout=[{"command": ["sh", "-c", "echo smoke failed; exit 3"]}]))
+    follow = cp.cli("rollout", "status", "alpha", check=False)
+    assert follow.returncode == 1
+    record = cp.service("alpha")["rollout"]
+    assert record["reason"] == "GateFailed" and "exited 3" in record["message"]
+    assert record["decisions"][-1]["gates"][0]["output"].strip() == "smoke failed"
+
+    release(cp, canary(version="3.0.0", minRequests=0, analysis=[], preRollout=[gate, {"approval": True}]))
+    wait_for(lambda: "waiting for `shipyard rollout approve alpha`" in cp.service("alpha")["rollout"]["message"],
+             timeout=20, what="the approval gate")
+    assert cp.service("alpha")["rollout"]["decisions"][-1]["verdict"] == "waiting"
+    cp.cli("rollout", "approve", "alpha")
+    cp.cli("rollout", "status", "alpha")
+    assert {i["version"] for i in cp.instances("alpha")} == {"3.0.0"}
