@@ -94,7 +94,10 @@ class ControlPlane:
     def teardown(self) -> None:
         control = self._maybe_control_pid()
         if control and pid_alive(control):
-            self.status()  # learn the instance pids, in case `down` leaves any behind
+            try:
+                self.status()  # learn the instance pids, in case `down` leaves any behind
+            except (subprocess.SubprocessError, ValueError, KeyError):
+                pass  # the sweep below must run whatever state the control plane is in
         sweep(self.state_dir, self.seen_pids | {control})
 
     def _maybe_control_pid(self) -> int:

@@ -70,3 +70,11 @@ def test_out_of_order_scrapes_are_ignored_and_cumulative_is_the_newest() -> None
     history.add(99.0, {"a.r1": stats(1000, 0)})
     assert history.cumulative("a.r1").requests == 10
     assert history.cumulative("other").requests == 0
+
+
+def test_a_window_stays_cumulative_when_envoys_approximate_buckets_dip() -> None:
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": ClusterStats(10, 0, ((1.0, 4), (10.0, 10), (INF, 10)))})
+    history.add(105.0, {"a.r1": ClusterStats(240, 0, ((1.0, 230), (10.0, 234), (INF, 240)))})
+    window = history.window("a.r1", 100.0)
+    assert window is not None and window.latency_buckets == ((1.0, 226), (10.0, 226), (INF, 230))

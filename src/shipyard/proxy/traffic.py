@@ -62,7 +62,7 @@ class TrafficHistory:
             earlier = ClusterStats()
         delta = later - earlier
         return WindowStats(requests=delta.requests, errors_5xx=min(delta.errors_5xx, delta.requests),
-                           seconds=max(0.0, last.at - base.at), latency_buckets=delta.latency_buckets)
+                           seconds=max(0.0, last.at - base.at), latency_buckets=_cumulative(delta.latency_buckets))
 
     def cumulative(self, cluster: str) -> ClusterStats:
         """Everything Envoy counted for `cluster` since it (re)started, as of the newest scrape."""
@@ -79,3 +79,13 @@ def _reset(earlier: ClusterStats, later: ClusterStats) -> bool:
     if [b for b, _ in earlier.latency_buckets] != [b for b, _ in later.latency_buckets]:
         return True
     return any(n < m for (_, n), (_, m) in zip(later.latency_buckets, earlier.latency_buckets))
+
+
+def _cumulative(buckets: tuple[tuple[float, int], ...]) -> tuple[tuple[float, int], ...]:
+    """Envoy's bucket counts are approximations of its histograms: the difference of two scrapes can
+    dip from one bound to the next by a few counts. Keep it cumulative (a running maximum)."""
+    result, highest = [], 0
+    for bound, count in buckets:
+        highest = max(highest, count)
+        result.append((bound, highest))
+    return tuple(result)

@@ -136,6 +136,7 @@ class Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive handler: health, fault injection, logging, graceful drain."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall behind a proxy
     timeout = KEEPALIVE_TIMEOUT_S
     server: Server
 
