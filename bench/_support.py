@@ -1,0 +1,54 @@
+"""What the data-plane benchmarks share: a control plane whose status reads survive a transient API error.
+
+Imported by zero_downtime.py and config_propagation.py (the script's directory is on sys.path).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.controlplane import ControlPlane, sweep
+
+
+class BenchControlPlane(ControlPlane):
+    """tests.controlplane.ControlPlane, except that:
+
+    - a failed `shipyard status -o json` (e.g. HTTP 500 from the API) is retried for up to 10 s and
+      recorded in `api_errors`, which the benchmarks print: the measured thing is the data plane, and
+      a status read is only how the bench learns pids and readiness;
+    - teardown always ends with the sweep (`shipyard down`, then SIGKILL by pid), even if the last
+      status read fails.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api_errors: list[str] = []
+
+    def status(self) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return super().status()
+            except AssertionError as exc:
+                self.api_errors.append(_last_line(str(exc)))
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        except Exception as exc:  # noqa: BLE001 - whatever failed, every process must still go
+            self.api_errors.append(f"during teardown: {_last_line(str(exc))}")
+            sweep(self.state_dir, self.seen_pids | {self._maybe_control_pid()})
+
+    def report_api_errors(self) -> None:
+        if self.api_errors:
+            print(f"note: {len(self.api_errors)} failed control-plane API reads (status / rollout status), "
+                  f"retried; last: {self.api_errors[-1]}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return f"{lines[0][:100]} ... {lines[-1][:200]}" if lines else text
