@@ -120,6 +120,16 @@ CASES = [
     pytest.param(edit(CATALOG, "apiVersion: shipyard/v1", "apiVersion: shipyard/v2"),
                  Expect(CATALOG, 1, "apiVersion", "expected `apiVersion: shipyard/v1`, got 'shipyard/v2'"),
                  id="wrong apiVersion"),
+    # progressive delivery entries the engine could not carry out
+    pytest.param(edit(CATALOG, "replicas: 1", "replicas: 1\nstrategy: {canary: {match: [{header: {name: x-c}}]}}"),
+                 Expect(CATALOG, 9, "strategy.canary.match[0].header",
+                        "a header match has exactly one of exact, prefix or regex"), id="header match without rule"),
+    pytest.param(edit(CATALOG, "replicas: 1", "replicas: 1\nstrategy: {canary: {analysis: [{metric: latencyP99}]}}"),
+                 Expect(CATALOG, 9, "strategy.canary.analysis[0]", "set min, max or both"), id="threshold unbounded"),
+    pytest.param(edit(CATALOG, "replicas: 1",
+                      "replicas: 1\nstrategy: {canary: {analysis: [{metric: successRate, min: 99, max: 90}]}}"),
+                 Expect(CATALOG, 9, "strategy.canary.analysis[0]", "min 99 is greater than max 90"),
+                 id="threshold min above max"),
     # the environment list
     pytest.param(write("environments/staging.yaml", "apiVersion: shipyard/v1\nkind: Environment\nname: prd\n"),
                  Expect("environments/staging.yaml", 3, "name",

@@ -12,6 +12,8 @@ from shipyard.analysis.checks import CompareCheck, PrometheusCheck, ThresholdChe
 from shipyard.analysis.errors import NoData, ProviderError
 from shipyard.analysis.judge import Decision, Verdict, combine, judge, judge_query
 from shipyard.analysis.window import WindowStats
+from shipyard.engine.routing import cluster_name
+from shipyard.proxy.model import envoy_name
 from shipyard.spec.models import CompareAnalysis, PrometheusAnalysis, ThresholdAnalysis
 
 AnalysisEntry = ThresholdAnalysis | CompareAnalysis | PrometheusAnalysis
@@ -99,7 +101,8 @@ def to_check(entry: AnalysisEntry, *, service: str,
     if isinstance(entry, CompareAnalysis):
         return CompareCheck(entry.compare, entry.max_increase, entry.confidence)
     # Plain replacement, not str.format: PromQL is full of braces ({job="x"}).
-    query = entry.query.replace("{service}", service).replace("{release}", release)
+    query = (entry.query.replace("{service}", service).replace("{release}", release)
+             .replace("{cluster}", envoy_name(cluster_name(release))))
     return PrometheusCheck(query, entry.min, entry.max)
 
 

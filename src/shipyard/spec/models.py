@@ -146,6 +146,19 @@ class HeaderMatch(Model):
     prefix: Optional[str] = None
     regex: Optional[str] = None
 
+    @model_validator(mode="after")
+    def _one_rule(self) -> "HeaderMatch":
+        if sum(rule is not None for rule in (self.exact, self.prefix, self.regex)) != 1:
+            raise ValueError("a header match has exactly one of exact, prefix or regex")
+        return self
+
+
+def _bounded(entry: "ThresholdAnalysis | PrometheusAnalysis") -> None:
+    if entry.min is None and entry.max is None:
+        raise ValueError("set min, max or both")
+    if entry.min is not None and entry.max is not None and entry.min > entry.max:
+        raise ValueError(f"min {entry.min:g} is greater than max {entry.max:g}")
+
 
 class CookieMatch(Model):
     name: str = Field(min_length=1)
@@ -186,21 +199,32 @@ class ThresholdAnalysis(Model):
     min: Optional[Threshold] = None
     max: Optional[Threshold] = None
 
+    @model_validator(mode="after")
+    def _has_bounds(self) -> "ThresholdAnalysis":
+        _bounded(self)
+        return self
+
 
 class CompareAnalysis(Model):
     compare: Literal["errorRate", "latency"] = Field(description="Compare canary with primary over the same window.")
     max_increase: Fraction = Field(default=0.0, ge=0, description="Tolerated increase, e.g. `20%`.")
-    confidence: Fraction = Field(default=0.95, gt=0, lt=1, description="Confidence of the statistical test.")
+    confidence: Fraction = Field(default=0.95, ge=0.5, lt=1, description="Confidence of the statistical test.")
 
 
 class PrometheusAnalysis(Model):
     metric: Literal["prometheus"]
-    query: str = Field(min_length=1, description="PromQL; `{service}` and `{release}` are substituted.")
+    query: str = Field(min_length=1, description="PromQL; `{service}`, `{release}` and `{cluster}` (the release's "
+                       "Envoy cluster, as in `envoy_cluster_name`) are substituted.")
     min: Optional[float] = None
     max: Optional[float] = None
     address: Optional[str] = Field(default=None, pattern=r"^https?://",
                                    description="Prometheus base URL, e.g. `http://127.0.0.1:9090`; "
                                    "defaults to `$SHIPYARD_PROMETHEUS_URL` of the control plane.")
+
+    @model_validator(mode="after")
+    def _has_bounds(self) -> "PrometheusAnalysis":
+        _bounded(self)
+        return self
 
 
 def _analysis_kind(value: object) -> str | None:
