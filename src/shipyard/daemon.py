@@ -14,17 +14,23 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from shipyard.engine.desired import DesiredState, assign_endpoints, build_desired
 from shipyard.engine.model import Capacity
 from shipyard.engine.reconciler import Reconciler
 from shipyard.engine.router import NoRouter, Router
 from shipyard.errors import StateError
-from shipyard.spec.render import render
+from shipyard.gitops.decide import services_after, with_overrides
+from shipyard.gitops.follower import Follower
+from shipyard.gitops.settings import SourceSettings, load_settings, save_settings
+from shipyard.source.git import Mirror
+from shipyard.spec.render import DesiredEnvironment, render
 from shipyard.state.control import read_control, write_control
 from shipyard.state.store import Store
 
 log = logging.getLogger("shipyard.daemon")
+OVERRIDES_KEY = "overrides"  # service → replicas set by `shipyard scale`
 
 
 class ControlPlane:
@@ -43,25 +49,97 @@ class ControlPlane:
         self.ingress_port = ingress_port
         self.api = ""
         self.shutdown = asyncio.Event()
+        self.base: DesiredState | None = None  # what the source says, before `shipyard scale` overrides
+        self.overrides: dict[str, int] = {k: int(v) for k, v in (self.store.get(OVERRIDES_KEY) or {}).items()}
+        self.follower: Follower | None = None
+        self._following: asyncio.Task[None] | None = None
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
-        """Render the project and make it the desired state; raises SpecError and changes nothing if invalid."""
+        """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
         directory = (project_dir or self.project_dir).resolve()
         rendered = render(directory, self.environment)
         revision = "local-" + hashlib.sha256(json.dumps(rendered.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-        reserved = {self.ingress_port}
-        endpoints = assign_endpoints(rendered, self.store, reserved)
-        desired = build_desired(rendered, self.store, self.state_dir, revision, endpoints)
+        desired = self._desired(rendered, revision)
         if directory != self.project_dir.resolve():
             self.project_dir = directory
             self.store.put("project_dir", str(directory))
-        self.store.put("project", rendered.project)
         previous = self.store.get("revision")
-        self.store.put("revision", revision)
-        self.reconciler.set_desired(desired)
+        self.install(desired, str(directory))
         if previous != revision:
             self.reconciler.event("Normal", "environment", "Applied", f"revision {revision} from {directory}")
+            self.store.add_history(revision, "applied", {"commit": None, "trigger": "apply", "errors": [],
+                                                         "source": str(directory), "services": services_after(desired)})
         return desired
+
+    def build(self, directory: Path, revision: str) -> DesiredState:
+        """Render DIRECTORY (a revision's snapshot) into a desired state named REVISION, without applying it.
+
+        Raises SpecError when invalid. Records releases, endpoints and artifact snapshots, which a later
+        revision may reuse; what runs changes only with `install`.
+        """
+        return self._desired(render(directory, self.environment), revision)
+
+    def _desired(self, rendered: DesiredEnvironment, revision: str) -> DesiredState:
+        endpoints = assign_endpoints(rendered, self.store, {self.ingress_port})
+        return build_desired(rendered, self.store, self.state_dir, revision, endpoints)
+
+    def install(self, desired: DesiredState, origin: str) -> None:
+        """Make DESIRED the desired state; `scale` overrides survive only while the environment is suspended."""
+        if self.overrides and not self.reconciler.suspended:
+            self.overrides = {}
+            self.store.put(OVERRIDES_KEY, {})
+        self.base = desired
+        self.store.put("project", desired.project)
+        self.store.put("revision", desired.revision)
+        self.reconciler.set_desired(with_overrides(desired, self.overrides))
+        log.info("desired state: revision %s from %s", desired.revision, origin)
+
+    def scale(self, service: str, replicas: int) -> int:
+        """Run REPLICAS instances of SERVICE until the source is applied again; returns what the source says."""
+        if self.base is None or service not in self.base.services:
+            known = ", ".join(sorted(self.base.services)) if self.base else "none"
+            raise StateError(f"no service {service!r} in this environment (services: {known})")
+        declared = self.base.services[service].replicas
+        self.overrides[service] = replicas
+        self.store.put(OVERRIDES_KEY, self.overrides)
+        self.reconciler.set_desired(with_overrides(self.base, self.overrides))
+        until = "kept while suspended" if self.reconciler.suspended else "until the source is applied again"
+        self.reconciler.event("Normal", service, "Scaled", f"replicas {declared} → {replicas} by `shipyard scale` "
+                              f"({until})")
+        return declared
+
+    def suspend(self, suspended: bool) -> None:
+        """Hold (True) or release (False) the source: while suspended nothing is applied and overrides stay."""
+        if self.reconciler.suspended == suspended:
+            return
+        self.store.put("suspended", suspended)
+        self.reconciler.suspended = suspended
+        if suspended:
+            self.reconciler.event("Normal", "environment", "Suspended", "new revisions and drift corrections wait "
+                                  "until `shipyard resume`")
+            return
+        self.reconciler.event("Normal", "environment", "Resumed", "the source is applied again")
+        if self.follower is not None:
+            self.follower.request("resume")
+
+    def follow(self, settings: SourceSettings) -> Follower:
+        """Feed the desired state from a git repository (mirrored under `<state>/git`)."""
+        self.follower = Follower(self, settings, Mirror(self.state_dir / "git", settings.url))
+        return self.follower
+
+    def source_status(self) -> dict[str, Any] | None:
+        return self.follower.status() if self.follower else None
+
+    def start_following(self) -> None:
+        if self.follower is not None:
+            self._following = asyncio.create_task(self.follower.run())
+
+    async def stop_following(self) -> None:
+        """No more fetches or applies (`down`, shutdown); one in progress is cancelled."""
+        task, self._following = self._following, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -103,6 +181,7 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     loop_task = asyncio.create_task(plane.reconciler.run())
     watchdog = asyncio.create_task(_watch_data_plane(plane))
     api_task = asyncio.create_task(server.serve(sockets=[sock]))
+    plane.start_following()
     control = {"pid": os.getpid(), "api": plane.api, "started_at": time.time(), "environment": plane.environment}
     write_control(plane.state_dir, control)
     log.info("control plane for %s at %s (state %s)", plane.environment, plane.api, plane.state_dir)
@@ -110,6 +189,7 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     server.should_exit = True
     loop_task.cancel()
     watchdog.cancel()
+    await plane.stop_following()
     await asyncio.gather(loop_task, api_task, watchdog, return_exceptions=True)
     await plane.reconciler.close()
 
@@ -128,7 +208,12 @@ async def _watch_data_plane(plane: ControlPlane) -> None:
 def main(argv: list[str] | None = None) -> None:
     """`python -m shipyard.daemon`: what `shipyard up` runs, in the foreground or detached."""
     parser = argparse.ArgumentParser(prog="shipyard-daemon")
-    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--project", type=Path, help="a project directory (local mode)")
+    parser.add_argument("--git", metavar="URL", help="follow this repository instead of a directory")
+    parser.add_argument("--ref", default="main")
+    parser.add_argument("--path", default="")
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between fetches")
+    parser.add_argument("--webhook-secret-file", type=Path)
     parser.add_argument("--env", required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--capacity-cpu", type=float)
@@ -157,11 +242,30 @@ async def _run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, plane.shutdown.set)
-    plane.apply()
+    settings = _source_settings(args, plane.store, state_dir)
+    if settings is None:
+        plane.apply()
+    else:
+        await plane.follow(settings).start()
     try:
         await serve(plane)
     finally:
         os.close(lock)
+
+
+def _source_settings(args: argparse.Namespace, store: Store, state_dir: Path) -> SourceSettings | None:
+    """The repository to follow: --git, else none with --project, else what this state dir followed last."""
+    if args.git:
+        settings = SourceSettings.create(args.git, args.ref, args.path, args.interval, args.webhook_secret_file)
+        save_settings(store, settings)
+        return settings
+    if args.project is not None:
+        save_settings(store, None)
+        return None
+    stored = load_settings(store)
+    if stored is None:
+        raise StateError(f"{state_dir} has never followed a repository: give a directory or --git URL")
+    return stored
 
 
 def _envoy_router(state_dir: Path, ingress_port: int) -> Router | None:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +18,7 @@ from shipyard.analysis.errors import NoData, ProviderError
 from shipyard.analysis.prometheus import query
 from shipyard.analysis.window import WindowStats
 from shipyard.errors import ShipyardError
+from tests.prometheus import running_prometheus
 
 
 def _run(base_url: str, promql: str, timeout: float = 5.0,
@@ -127,12 +124,6 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _eventually(promql: str, url: str, expected: float, deadline: float) -> float:
     """Query until the value is `expected` (scrapes are asynchronous) or the deadline passes."""
     value: float | None = None
@@ -149,37 +140,16 @@ def _eventually(promql: str, url: str, expected: float, deadline: float) -> floa
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("the prometheus binary is not installed (Debian: apt-get install prometheus); "
-                    "the real-server provider test needs it")
     METRICS["text"] = _metrics_text(42.5)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    workdir: Path = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "shipyard-test", "static_configs": [
-            {"targets": [f"127.0.0.1:{server.server_address[1]}"]}]}]}))
-    port = _free_port()
-    with open(workdir / "prometheus.log", "wb") as log:
-        process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    target = f"127.0.0.1:{server.server_address[1]}"
     try:
-        _eventually("shipyard_test_gauge", url, 42.5, time.monotonic() + 15)
-        yield url
+        with running_prometheus(tmp_path_factory.mktemp("prometheus"), [target]) as url:
+            _eventually("shipyard_test_gauge", url, 42.5, time.monotonic() + 15)
+            yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         server.shutdown()
         server.server_close()
         thread.join()

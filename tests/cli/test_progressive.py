@@ -8,6 +8,7 @@ from typing import Any
 from tests.cli.test_data_plane import endpoint_port, plane  # noqa: F401 - the fixture
 from tests.controlplane import ControlPlane, http_get, wait_for
 from tests.load import Load
+from tests.prometheus import running_prometheus
 from tests.projects import probe_service, write_project
 
 
@@ -161,3 +162,19 @@ def test_gates_fail_a_rollout_or_wait_for_approval(plane):
     cp.cli("rollout", "approve", "alpha")
     cp.cli("rollout", "status", "alpha")
     assert {i["version"] for i in cp.instances("alpha")} == {"3.0.0"}
+
+
+def test_a_prometheus_query_on_envoys_own_metrics_decides_the_canary(plane, tmp_path):
+    cp = plane([canary()])
+    cp.up()
+    admin = cp.status()["data_plane"]["admin"].removeprefix("http://")
+    with running_prometheus(tmp_path / "prometheus", [admin], "/stats/prometheus") as prometheus:
+        query = 'sum(envoy_cluster_upstream_rq_completed{envoy_cluster_name="{cluster}"})'
+        with Load(endpoint_port(cp, "alpha")):
+            release(cp, canary(version="2.0.0", steps=[50, 100], minRequests=0, analysis=[
+                {"metric": "prometheus", "query": query, "min": 5, "address": prometheus}]))
+            cp.cli("rollout", "status", "alpha")
+    checks = [c for d in decisions(cp) if d["kind"] == "analysis" for c in d["checks"]]
+    passed = [c for c in checks if c["verdict"] == "pass"]
+    assert passed and passed[-1]["inputs"]["value"] >= 5 and "alpha_" in passed[-1]["inputs"]["query"]
+    assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"}

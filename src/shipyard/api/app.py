@@ -1,4 +1,4 @@
-"""HTTP routes of the control plane: status, apply, down, events, metrics, rollouts."""
+"""HTTP routes of the control plane: status, apply, down, events, metrics, rollouts, git (api/gitops.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from shipyard.api.gitops import FOLLOWING_GIT, gitops_routes
 from shipyard.api.rollouts import rollout_routes
 from shipyard.engine.metrics import render_metrics
 from shipyard.engine.status import status_document
@@ -22,11 +23,15 @@ if TYPE_CHECKING:
 
 def build_app(plane: "ControlPlane") -> Starlette:
     async def status(request: Request) -> Response:
-        return JSONResponse(status_document(plane.reconciler, plane.api, None))
+        return JSONResponse(status_document(plane.reconciler, plane.api, plane.source_status()))
 
     async def apply(request: Request) -> Response:
         body: dict[str, Any] = await request.json() if await request.body() else {}
         directory = Path(body["directory"]) if body.get("directory") else None
+        if plane.follower is not None:
+            return _error(409, "FollowingGit", FOLLOWING_GIT)
+        if plane.reconciler.suspended:
+            return _error(409, "Suspended", "the environment is suspended: `shipyard resume` first")
         try:
             desired = await asyncio.to_thread(plane.apply, directory)
         except SpecError as exc:
@@ -37,6 +42,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
                              "services": {n: s.release.id for n, s in desired.services.items()}})
 
     async def down(request: Request) -> Response:
+        await plane.stop_following()
         await plane.reconciler.stop_all()
         await plane.reconciler.router.shutdown()
         plane.reconciler.store.put("revision", None)
@@ -68,6 +74,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
         Route("/rollouts/{service}/history", rollout_history),
     ]
     routes += rollout_routes(plane)
+    routes += gitops_routes(plane)
     return Starlette(routes=routes)
 
 

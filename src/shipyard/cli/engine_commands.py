@@ -6,6 +6,7 @@ import datetime
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 from shipyard.state.control import read_control
 from shipyard.errors import ControlPlaneError
 from shipyard.spec.render import render
-from shipyard.spec.units import parse_cpu, parse_memory
+from shipyard.spec.units import parse_cpu, parse_duration, parse_memory
 
 
 def _capacity(value: str | None) -> dict[str, str]:
@@ -42,21 +43,38 @@ Examples:
   shipyard up examples/shop --env dev --detach      # start in the background, wait until ready
   shipyard up examples/shop --env dev               # run in the foreground (Ctrl-C stops the control plane only)
   shipyard up . --env prod --capacity cpu=2,memory=4Gi --ingress-port 9080
+  shipyard up --git https://git.example.com/shop.git --ref main --env prod --detach \\
+      --interval 1m --webhook-secret-file /etc/shipyard/hook-secret   # follow a branch
+  shipyard up --git ~/src/shop --path deploy --env dev --detach        # a local repository, committed state only
+  shipyard up --env prod --detach                   # restart: follow what this state dir followed before
 """)
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), default=".")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
 @click.option("--env", "environment", metavar="NAME", required=True, help="The environment this control plane keeps.")
+@click.option("--git", "git_url", metavar="URL",
+              help="Follow this git repository (https://, ssh://, file:// or a path) instead of a directory.")
+@click.option("--ref", metavar="BRANCH", help="With --git: the branch to follow [default: main].")
+@click.option("--path", "subdir", metavar="SUBDIR", help="With --git: the project's directory in the repository.")
+@click.option("--interval", metavar="DURATION", help="With --git: how often to fetch, e.g. 30s or 5m [default: 30s].")
+@click.option("--webhook-secret-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
+              help="With --git: accept push webhooks (POST API/hooks/git) signed with the secret in FILE.")
 @STATE_DIR_OPTION
 @click.option("--detach", is_flag=True, help="Run in the background; return once the first revision is applied.")
 @click.option("--capacity", metavar="cpu=N,memory=SIZE", help="Schedule against this instead of the machine's size.")
 @click.option("--ingress-port", type=int, default=8080, show_default=True, help="Port of the ingress listener.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="With --detach: how long to wait for ready.")
-def up(directory: Path, environment: str, state_dir: Path | None, detach: bool, capacity: str | None,
-       ingress_port: int, timeout: float) -> None:
-    """Start the control plane of an environment and keep it in the desired state."""
-    render(directory, environment)  # invalid config: report it before anything starts
+def up(directory: Path | None, environment: str, git_url: str | None, ref: str | None, subdir: str | None,
+       interval: str | None, webhook_secret_file: Path | None, state_dir: Path | None, detach: bool,
+       capacity: str | None, ingress_port: int, timeout: float) -> None:
+    """Start the control plane of an environment and keep it in the desired state.
+
+    DIRECTORY (default `.`) is applied as it is on disk, again on `shipyard apply`. With --git the
+    control plane follows a branch instead: it fetches every --interval, on `shipyard sync` and on a
+    signed push webhook, and applies each new commit that validates, from a clean snapshot.
+    """
     state = resolve_state_dir(state_dir, environment).resolve()
-    argv = [sys.executable, "-m", "shipyard.daemon", "--project", str(directory.resolve()), "--env", environment,
-            "--state-dir", str(state), "--ingress-port", str(ingress_port)]
+    git = _GitOptions(git_url, ref, subdir, interval, webhook_secret_file)
+    argv = [sys.executable, "-m", "shipyard.daemon", "--env", environment, "--state-dir", str(state),
+            "--ingress-port", str(ingress_port), *_source_args(directory, git, environment, state)]
     for flag, amount in _capacity(capacity).items():
         argv += [flag, amount]
     if not detach:
@@ -65,6 +83,52 @@ def up(directory: Path, environment: str, state_dir: Path | None, detach: bool, 
         daemon_main(argv[3:])
         return
     _start_detached(argv, state, timeout)
+
+
+@dataclass(frozen=True)
+class _GitOptions:
+    url: str | None
+    ref: str | None
+    subdir: str | None
+    interval: str | None
+    secret_file: Path | None
+
+
+def _source_args(directory: Path | None, git: _GitOptions, environment: str, state: Path) -> list[str]:
+    """The daemon's source options; the source is validated here first, so errors show before anything starts."""
+    from shipyard.gitops.precheck import InvalidHead, precheck
+    from shipyard.gitops.settings import SourceSettings, stored_settings
+
+    if directory is not None and git.url:
+        raise click.UsageError("give a DIRECTORY or --git URL, not both")
+    if not git.url:
+        extra = [name for name, value in (("--ref", git.ref), ("--path", git.subdir), ("--interval", git.interval),
+                                          ("--webhook-secret-file", git.secret_file)) if value is not None]
+        if extra:
+            raise click.UsageError(f"{', '.join(extra)} need{'s' if len(extra) == 1 else ''} --git URL")
+        stored = stored_settings(state) if directory is None else None
+        if stored is not None:
+            info(f"following {stored.label} ({stored.ref}) as this state dir did before")
+            return []
+        directory = directory or Path(".")
+        render(directory, environment)  # invalid config: report it before anything starts
+        return ["--project", str(directory.resolve())]
+    try:
+        text = git.interval or "30s"
+        seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)  # a bare number: seconds
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--interval") from None
+    settings = SourceSettings.create(git.url, git.ref, git.subdir, seconds, git.secret_file)
+    settings.read_secret()  # an unreadable or empty secret file: say so now
+    try:
+        precheck(settings, state, environment, warn=lambda text: info(f"warning: {text}"))
+    except InvalidHead as exc:
+        count = len(exc.problems)
+        info(f"error: commit {exc.commit.short} ({exc.commit.message}) of {settings.label} ({settings.ref}) is "
+             f"invalid: {count} error{'s' if count != 1 else ''}; nothing was started")
+        raise
+    args = ["--git", settings.url, "--ref", settings.ref, "--path", settings.path, "--interval", f"{seconds:g}"]
+    return args + (["--webhook-secret-file", settings.secret_file] if settings.secret_file else [])
 
 
 def _start_detached(argv: list[str], state: Path, timeout: float) -> None:
@@ -207,6 +271,8 @@ def status(state_dir: Path | None, output: str) -> None:
     click.echo(f"environment {document['environment']}  revision {document['revision']}  api {document['api']}"
                + (f"  ingress {document['ingress']}" if document.get("ingress") else "")
                + ("  SUSPENDED" if document.get("suspended") else ""))
+    if document.get("source"):
+        click.echo(_source_line(document["source"]))
     rows = [(s["name"], s["version"], f"{s['ready_replicas']}/{s['desired_replicas']}", s["endpoint"],
              _rollout_text(s.get("rollout"))) for s in document["services"]]
     table(["service", "version", "ready", "endpoint", "rollout"], rows)
@@ -236,6 +302,14 @@ def _traffic_row(service: str, release: dict[str, Any]) -> tuple[Any, ...]:
 
 def _dash(value: object) -> object:
     return "-" if value is None else value
+
+
+def _source_line(source: dict[str, Any]) -> str:
+    fetched = datetime.datetime.fromtimestamp(source["fetched"]).strftime("%H:%M:%S") if source["fetched"] else "never"
+    line = f"source {source['url']} ({source['ref']})  fetched {fetched}  head {(source['head'] or '-')[:12]}"
+    if source.get("pending"):
+        line += f"  pending {source['pending'][:12]}"
+    return line + (f"  last error: {source['last_error']}" if source.get("last_error") else "")
 
 
 def _rollout_text(rollout: dict[str, Any] | None) -> str:

@@ -28,8 +28,11 @@ CREATE TABLE IF NOT EXISTS rollouts (service TEXT NOT NULL, started_at REAL NOT 
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, type TEXT NOT NULL,
                                    object TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
                                    data TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, applied_at REAL NOT NULL,
+                                    revision TEXT NOT NULL, result TEXT NOT NULL, data TEXT NOT NULL);
 """
 MAX_EVENTS = 5000
+MAX_HISTORY = 1000
 
 
 class Store:
@@ -132,6 +135,22 @@ class Store:
                              "ORDER BY id DESC LIMIT ?", (after, limit))
         return [{"id": r[0], "time": r[1], "type": r[2], "object": r[3], "reason": r[4], "message": r[5],
                  "data": json.loads(r[6])} for r in reversed(rows)]
+
+    # ---- history of applied revisions ---------------------------------------------------------------
+    def add_history(self, revision: str, result: str, data: dict[str, Any], at: float | None = None) -> int:
+        """Record what happened to one revision (`applied` or `rejected`); the oldest go past MAX_HISTORY."""
+        with self._lock:
+            cursor = self._db.execute("INSERT INTO history (applied_at, revision, result, data) VALUES (?, ?, ?, ?)",
+                                      (at or time.time(), revision, result, json.dumps(data)))
+            entry_id = int(cursor.lastrowid or 0)
+            self._db.execute("DELETE FROM history WHERE id <= ?", (entry_id - MAX_HISTORY,))
+            return entry_id
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest LIMIT entries, newest first: id, applied_at, revision, result and the recorded data."""
+        rows = self._execute("SELECT id, applied_at, revision, result, data FROM history ORDER BY id DESC LIMIT ?",
+                             (limit,))
+        return [{**json.loads(r[4]), "id": r[0], "applied_at": r[1], "revision": r[2], "result": r[3]} for r in rows]
 
 
 def _instance_dict(instance: Instance) -> dict[str, Any]:
