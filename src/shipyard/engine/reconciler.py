@@ -175,7 +175,10 @@ class Reconciler:
 
     async def stop_all(self) -> None:
         """`shipyard down`: drain and stop every instance, then forget them."""
-        self.desired = None
+        # Desired becomes "no services" rather than nothing: routes are still published (each
+        # instance leaves routing before it is signalled) and grace periods are still known.
+        if self.desired is not None:
+            self.desired = dataclasses.replace(self.desired, services={}, specs={})
         ids = [i.id for i in self.instances.values() if i.state is not State.STOPPING]
         for instance_id in ids:
             if self.instances[instance_id].state in DOWN_STATES:
@@ -331,8 +334,9 @@ class Reconciler:
                 self.wake()
 
     def _grace(self, instance: Instance) -> float:
-        if self.desired and instance.service in self.desired.services:
-            return self.desired.services[instance.service].grace_period
+        for state in (self.desired, self.declared):
+            if state is not None and instance.service in state.services:
+                return state.services[instance.service].grace_period
         return 10.0
 
     def _forget(self, instance_id: str) -> None:
