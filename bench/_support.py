@@ -1,14 +1,19 @@
-"""What the data-plane benchmarks share: a control plane whose status reads survive a transient API error.
+"""What the benchmarks share: a control plane whose status reads survive a transient API error, and
+the probe app's own start-up time (the figure engine figures are quoted beside).
 
-Imported by zero_downtime.py and config_propagation.py (the script's directory is on sys.path).
+Imported by the scripts in this directory (the script's directory is on sys.path).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+import urllib.request
 from typing import Any
 
-from tests.controlplane import ControlPlane, sweep
+from tests.controlplane import ControlPlane, free_port, sweep
+from tests.projects import PROBE_APP
 
 
 class BenchControlPlane(ControlPlane):
@@ -52,3 +57,33 @@ class BenchControlPlane(ControlPlane):
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return f"{lines[0][:100]} ... {lines[-1][:200]}" if lines else text
+
+
+def healthz(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def app_startup(runs: int) -> list[float]:
+    """Seconds from spawning `python3 app.py` to its first 200 on /healthz."""
+    times = []
+    for _ in range(runs):
+        port = free_port()
+        started = time.perf_counter()
+        process = subprocess.Popen(["python3", "app.py"], cwd=PROBE_APP, env={**os.environ, "PORT": str(port)},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while not healthz(port):
+                if process.poll() is not None:
+                    raise RuntimeError("probe app exited during start-up")
+                if time.perf_counter() - started > 10:
+                    raise RuntimeError("probe app did not answer in 10 s")
+                time.sleep(0.005)
+            times.append(time.perf_counter() - started)
+        finally:
+            process.kill()
+            process.wait()
+    return times

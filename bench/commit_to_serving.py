@@ -38,7 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
-from tests.projects import PROBE_APP, probe_service, write_project  # noqa: E402
+from tests.projects import probe_service, write_project  # noqa: E402
+
+from _support import app_startup  # noqa: E402 - the script's directory is on sys.path
 
 SECRET = b"bench-secret"
 
@@ -67,26 +69,6 @@ def post_webhook(api: str, sha: str, ref: str = "refs/heads/main") -> None:
                                      headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 202, response.status
-
-
-def app_startup(runs: int) -> list[float]:
-    """Seconds from spawning `python3 app.py` to its first 200 on /healthz."""
-    times = []
-    for _ in range(runs):
-        port = free_port()
-        started = time.perf_counter()
-        process = subprocess.Popen(["python3", "app.py"], cwd=PROBE_APP, env={**os.environ, "PORT": str(port)},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            while version_at(port) is None:
-                if process.poll() is not None or time.perf_counter() - started > 10:
-                    raise RuntimeError("the probe app did not start")
-                time.sleep(0.005)
-            times.append(time.perf_counter() - started)
-        finally:
-            process.kill()
-            process.wait()
-    return times
 
 
 class Bench:

@@ -24,7 +24,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
-from tests.projects import PROBE_APP, probe_service, write_project  # noqa: E402
+from tests.projects import probe_service, write_project  # noqa: E402
+
+from _support import app_startup  # noqa: E402 - the script's directory is on sys.path
 
 
 def get_status(api: str) -> dict:
@@ -45,36 +46,6 @@ def get_status(api: str) -> dict:
 
 def instances_of(status: dict, name: str) -> list[dict]:
     return next(s for s in status["services"] if s["name"] == name)["instances"]
-
-
-def healthz(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def app_startup(runs: int) -> list[float]:
-    """Seconds from spawning `python3 app.py` to its first 200 on /healthz."""
-    times = []
-    for _ in range(runs):
-        port = free_port()
-        started = time.perf_counter()
-        process = subprocess.Popen(["python3", "app.py"], cwd=PROBE_APP, env={**os.environ, "PORT": str(port)},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            while not healthz(port):
-                if process.poll() is not None:
-                    raise RuntimeError("probe app exited during start-up")
-                if time.perf_counter() - started > 10:
-                    raise RuntimeError("probe app did not answer in 10 s")
-                time.sleep(0.005)
-            times.append(time.perf_counter() - started)
-        finally:
-            process.kill()
-            process.wait()
-    return times
 
 
 def main() -> None:
