@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -164,3 +165,21 @@ def test_rollout_undo_goes_back_under_load_until_the_spec_changes(plane):
     cp.cli("rollout", "status", "alpha")
     assert {i["version"] for i in cp.instances("alpha")} == {"3.0.0"}
     assert not [c for c in cp.status()["conditions"] if c["type"] == "InSync"]
+
+
+def test_a_configuration_envoy_rejects_is_a_condition_and_the_rest_keeps_serving(plane):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cp = plane([probe_service("alpha")])
+        cp.up()
+        write_project(cp.project, [probe_service("alpha"), probe_service("beta", endpoint={"port": port})])
+        cp.cli("apply")
+        rejected = wait_for(lambda: next((c for c in cp.status()["conditions"] if c["type"] == "DataPlaneInSync"),
+                                         None), timeout=20, what="the ConfigRejected condition")
+        assert (rejected["status"], rejected["reason"]) == ("False", "ConfigRejected")
+        assert "beta" in rejected["message"]
+        ready = cp.status()["conditions"][0]
+        assert (ready["type"], ready["status"]) == ("Ready", "False")
+        assert http_get(cp.service("alpha")["endpoint"] + "/")[0] == 200

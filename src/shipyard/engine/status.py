@@ -108,6 +108,10 @@ def _conditions(reconciler: "Reconciler") -> list[Condition]:
     # A Ready condition from the source (e.g. ValidationFailed) is the environment's Ready: there is one.
     source_ready = next((c for c in reconciler.source_conditions if c.type == "Ready"), None)
     conditions = [*(c for c in reconciler.source_conditions if c is not source_ready), *reconciler.conditions]
+    problem = reconciler.router.describe().get("problem")
+    if problem:
+        # Envoy refused the newest configuration and keeps serving the one it accepted last.
+        conditions.append(Condition("DataPlaneInSync", "False", "ConfigRejected", str(problem)))
     for rollout in reconciler.rollouts.values():
         if rollout.status == "failed":
             conditions.append(Condition("RolloutFailed", "True", rollout.reason, rollout.message, rollout.service))
