@@ -53,6 +53,20 @@ def test_up_status_and_down(plane):
     cp.cli("down")
     assert not any(pid_alive(p) for p in pids)
     assert not pid_alive(cp.control_pid())
+    time.sleep(1.0)  # a late reconcile pass must not have started Envoy again
+    assert not pid_alive(status["data_plane"]["pid"]) and processes_mentioning(cp.state_dir) == []
+
+
+def processes_mentioning(path: Path) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in text:
+            found.append(text)
+    return found
 
 
 def test_second_control_plane_on_the_same_state_dir_is_refused(plane):

@@ -65,6 +65,8 @@ class EnvoyRouter:
         plane: DataPlane = data_plane(desired, list(instances), self.ingress_port, lingering, rollouts, previews)
         self.endpoints = {route.service: route.port for route in plane.routes}
         async with self._lock:
+            if self._shut_down:
+                return  # after `down`: a late reconcile pass must not bring Envoy back
             handle = await self._ensure()
             try:
                 await publish(plane, handle)
