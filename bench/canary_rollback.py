@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/canary_rollback.py [--rate 100] [--interval 5] [--fail-rate 0.1] [--analysis both]
 
 A real control plane (`shipyard up --detach`, temporary project and state dirs, free ports) runs `alpha`,
-the probe test app, with `replicas: 3` and a canary strategy (default: steps [10, 25, 50, 100], interval
+the probe test app, with `replicas: 3` and a canary strategy (default: steps [5, 25, 50, 100] as in the issue, interval
 5s, failureThreshold 2, minRequests 20, analysis [{metric: successRate, min: 99}, {compare: errorRate}]
 as in the example shop's prod environment). A paced load of --rate GET/s runs on the service endpoint
 (half keep-alive clients, half a new connection per request). Release 2.0.0 sets FAIL_RATE=0.1 in its
@@ -46,7 +46,7 @@ def canary_strategy(args: argparse.Namespace) -> dict:
 
 
 def canary_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", default="10,25,50,100", help="canary weights, comma separated")
+    parser.add_argument("--steps", default="5,25,50,100", help="canary weights, comma separated")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds at each step before its analysis")
     parser.add_argument("--failure-threshold", type=int, default=2)
     parser.add_argument("--min-requests", type=int, default=20)

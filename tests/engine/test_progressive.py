@@ -118,10 +118,20 @@ def test_a_new_canary_rollout_starts_one_instance_beside_the_full_primary() -> N
     assert result.start == [("svc", "svc-new")] and result.stop == []
 
 
-def test_canary_instances_follow_the_weight_and_the_primary_stays_whole() -> None:
-    rollout = canary_rollout(phase="step", step=1, weight=50)
+def test_canary_instances_are_ready_for_the_next_weight_and_the_primary_stays_whole() -> None:
+    rollout = canary_rollout(phase="step", step=0, weight=10)
     result = plan(world(rollout, [*olds(), inst("new0")]))
-    assert result.start == [("svc", "svc-new")] and result.stop == []  # ceil(4 × 50 %) = 2 canaries
+    assert result.start == [("svc", "svc-new")] and result.stop == []  # next step 50 %: ceil(4 × 50 %) = 2
+    last = plan(world(canary_rollout(phase="step", step=1, weight=50), [*olds(), inst("new0"), inst("new1")]))
+    assert last.start == [("svc", "svc-new")] * 2  # before promotion: all of them
+
+
+def test_traffic_waits_until_the_first_steps_instances_are_ready() -> None:
+    config = replace(CANARY, steps=(50, 100))
+    one = plan(world(canary_rollout(), [*olds(), inst("new0"), inst("new1", state=State.STARTING)], config=config))
+    assert not one.rollouts
+    two = plan(world(canary_rollout(), [*olds(), inst("new0"), inst("new1")], config=config))
+    assert (two.rollouts[-1].phase, two.rollouts[-1].weight) == ("step", 50)
 
 
 def test_promotion_scales_the_canary_then_takes_all_traffic_then_retires_the_primary() -> None:

@@ -78,3 +78,11 @@ def test_a_window_stays_cumulative_when_envoys_approximate_buckets_dip() -> None
     history.add(105.0, {"a.r1": ClusterStats(240, 0, ((1.0, 230), (10.0, 234), (INF, 240)))})
     window = history.window("a.r1", 100.0)
     assert window is not None and window.latency_buckets == ((1.0, 226), (10.0, 226), (INF, 230))
+
+
+def test_a_histogram_restarted_by_a_cluster_update_leaves_the_counters_alone() -> None:
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": stats(500, 5)})
+    history.add(105.0, {"a.r1": ClusterStats(560, 6, ((10.0, 40), (100.0, 50), (INF, 50)))})
+    window = history.window("a.r1", 100.0)
+    assert (window.requests, window.errors_5xx, window.latency_count) == (60, 1, 50)

@@ -31,7 +31,7 @@ def retire(instance: Instance, result: Plan, reason: str | None = None) -> None:
     if instance.state in DOWN_STATES:
         result.forget.append(instance.id)
     else:
-        result.stop.append((instance.id, reason or ("replaced by a newer release" if instance.live else "scaled down")))
+        result.stop.append((instance.id, reason or "scaled down"))
 
 
 def stop_order(instance: Instance) -> tuple[int, float]:

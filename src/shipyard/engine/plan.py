@@ -146,18 +146,19 @@ def _rolling(world: World, desired: DesiredService, current: list[Instance], old
     if len(current) >= replicas and available >= replicas and all(
             i.available(now, desired.rolling.min_ready) for i in current):
         spare = len(old)  # the new release is fully available: retire the rest
+    replaced = f"replaced by release {desired.release.id}"
     for instance in sorted(old, key=stop_order):
         if instance.state is not State.READY:
-            retire(instance, result)
+            retire(instance, result, replaced)
         elif spare > 0:
-            retire(instance, result)
+            retire(instance, result, replaced)
             spare -= 1
 
 
 def _recreate(world: World, desired: DesiredService, current: list[Instance], old: list[Instance],
               stopping: list[Instance], budget: Budget, result: Plan) -> None:
     for instance in old:
-        retire(instance, result)
+        retire(instance, result, f"replaced by release {desired.release.id}")
     if old or any(i.release != desired.release.id for i in stopping):
         return  # all old instances must be gone before the first new one starts
     heal_and_trim(current, desired.replicas, world.now, result)

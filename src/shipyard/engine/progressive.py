@@ -34,11 +34,17 @@ ANALYSIS_PHASES = (MIRROR, STEP)
 MAX_DECISIONS = 100  # per rollout, oldest dropped first
 
 
-def canary_instances(replicas: int, rollout: Rollout) -> int:
-    """Canary capacity follows its traffic: a share of `replicas` for the weight, all of them to promote."""
+def canary_instances(replicas: int, rollout: Rollout, steps: tuple[int, ...]) -> int:
+    """Canary capacity follows its traffic: the share of `replicas` for the *next* weight (so the
+    instances are ready before the traffic moves), all of them to promote."""
     if rollout.phase in (PROMOTING, PROMOTED):
         return replicas
-    return max(1, math.ceil(replicas * rollout.weight / 100))
+    weight = rollout.weight
+    if rollout.phase == STEP:
+        weight = steps[rollout.step + 1] if rollout.step + 1 < len(steps) else 100
+    elif rollout.phase in (STARTING, PRE_ROLLOUT, MIRROR):
+        weight = steps[0]
+    return max(1, math.ceil(replicas * weight / 100))
 
 
 def after_canary_ready(rollout: Rollout, config: Progressive, now: float) -> Rollout:

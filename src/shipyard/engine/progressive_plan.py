@@ -38,12 +38,12 @@ def plan_progressive(desired: DesiredService, rollout: Rollout, instances: list[
         return
     ready = sum(i.state is State.READY for i in new)
     if desired.strategy == "canary":
-        if rollout.phase == phases.STARTING and ready >= 1:
+        if rollout.phase == phases.STARTING and ready >= phases.canary_instances(replicas, rollout, config.steps):
             updated = phases.after_canary_ready(rollout, config, now)
         elif rollout.phase == phases.PROMOTING and ready >= replicas:
             updated = rollout.evolve(phase=phases.PROMOTED, weight=100, updated_at=now,
                                      message=f"promoted: all traffic on {target}")
-        wanted = phases.canary_instances(replicas, updated)
+        wanted = phases.canary_instances(replicas, updated, config.steps)
         retire_primary = updated.phase == phases.PROMOTED
     else:
         if rollout.phase == phases.STARTING and ready >= replicas:

@@ -47,7 +47,8 @@ class TrafficHistory:
 
         The base is the newest scrape at or before `since` (or the oldest kept one, so a young
         history still answers with what it saw). A counter that went down means Envoy restarted:
-        the window then counts from zero at that restart.
+        the window then counts from zero at that restart. A histogram that went down alone was
+        restarted by a cluster update: latency then counts from that update, requests do not.
         """
         if len(self._samples) < 2:
             return None
@@ -58,8 +59,12 @@ class TrafficHistory:
             base = self._samples[-2]
         later = last.clusters.get(cluster, ClusterStats())
         earlier = base.clusters.get(cluster, ClusterStats())
-        if later.requests < earlier.requests or later.errors_5xx < earlier.errors_5xx or _reset(earlier, later):
-            earlier = ClusterStats()
+        if later.requests < earlier.requests or later.errors_5xx < earlier.errors_5xx:
+            earlier = ClusterStats()  # counters went down: Envoy restarted
+        elif _reset(earlier, later):
+            # Envoy starts a cluster's histogram afresh when the cluster is updated (an endpoint
+            # added or removed) while its counters go on: latency counts from that update.
+            earlier = ClusterStats(earlier.requests, earlier.errors_5xx, ())
         delta = later - earlier
         return WindowStats(requests=delta.requests, errors_5xx=min(delta.errors_5xx, delta.requests),
                            seconds=max(0.0, last.at - base.at), latency_buckets=_cumulative(delta.latency_buckets))
