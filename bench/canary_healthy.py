@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/canary_healthy.py [--rate 100] [--interval 5] [--analysis both]
 
 The same set-up as canary_rollback.py (one service `alpha` of the probe test app, `replicas: 3`, canary
-steps [10, 25, 50, 100], interval 5s, failureThreshold 2, minRequests 20, analysis successRate >= 99 and
+steps [5, 25, 50, 100], interval 5s, failureThreshold 2, minRequests 50, analysis successRate >= 99 and
 compare errorRate; a paced load of --rate GET/s on the service endpoint, half keep-alive clients, half a
 new connection per request), but release 2.0.0 is healthy (no FAIL_RATE). `shipyard apply`, then
 `shipyard rollout status alpha`, which blocks until the rollout ends (exit 0 = complete: the canary took

@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/canary_rollback.py [--rate 100] [--interval 5] [--fa
 
 A real control plane (`shipyard up --detach`, temporary project and state dirs, free ports) runs `alpha`,
 the probe test app, with `replicas: 3` and a canary strategy (default: steps [5, 25, 50, 100] as in the issue, interval
-5s, failureThreshold 2, minRequests 20, analysis [{metric: successRate, min: 99}, {compare: errorRate}]
+5s, failureThreshold 2, minRequests 50 (the issue's example), analysis [{metric: successRate, min: 99}, {compare: errorRate}]
 as in the example shop's prod environment). A paced load of --rate GET/s runs on the service endpoint
 (half keep-alive clients, half a new connection per request). Release 2.0.0 sets FAIL_RATE=0.1 in its
 env: the probe app answers that share of its requests with HTTP 500. `shipyard apply`, then
@@ -49,7 +49,7 @@ def canary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", default="5,25,50,100", help="canary weights, comma separated")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds at each step before its analysis")
     parser.add_argument("--failure-threshold", type=int, default=2)
-    parser.add_argument("--min-requests", type=int, default=20)
+    parser.add_argument("--min-requests", type=int, default=50)
     parser.add_argument("--analysis", choices=sorted(ANALYSES), default="both",
                         help="successRate: {metric: successRate, min: 99}; errorRate: {compare: errorRate}; "
                              "both (default, as in examples/shop prod)")

@@ -54,7 +54,9 @@ def test_an_analysis_verdict_moves_the_canary(verdict, phase, step, weight, fail
     rollout = canary_rollout(phase="step", step=0, weight=10, check_started_at=10.0, next_check_at=15.0)
     moved = phases.after_analysis(rollout, CANARY, verdict, {"summary": "numbers"}, 15.0)
     assert (moved.phase, moved.step, moved.weight, moved.failures, moved.status) == (phase, step, weight, failures, status)
-    assert moved.next_check_at == 20.0 and moved.check_started_at == 15.0
+    assert moved.next_check_at == 20.0
+    # a hold keeps gathering traffic in a growing window; any other move starts a new one
+    assert moved.check_started_at == (10.0 if verdict == "inconclusive" else 15.0)
     assert moved.decisions[-1]["verdict"] == verdict and moved.decisions[-1]["summary"] == "numbers"
 
 

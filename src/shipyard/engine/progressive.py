@@ -77,7 +77,7 @@ def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence
             nxt = _window(rollout.evolve(phase=STEP, step=0, weight=config.steps[0]), config, now)
             action, reason = "advance", f"analysis passed on mirrored traffic: {config.steps[0]}% of traffic next"
         elif verdict == "inconclusive":
-            nxt, action, reason = _window(rollout, config, now), "hold", "analysis inconclusive on mirrored traffic: holding"
+            nxt, action, reason = _hold(rollout, config, now), "hold", "analysis inconclusive on mirrored traffic: holding"
         else:
             failures = rollout.failures + 1
             nxt, action, reason = _failed_interval(rollout, config, failures, at, now)
@@ -88,6 +88,8 @@ def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence
             nxt = rollback(rollout, "AnalysisFailed", f"canary analysis failed {step.failures} times "
                                                       f"(threshold {config.failure_threshold}); last at {at}", now)
             nxt = nxt.evolve(failures=step.failures)
+        elif step.action == "hold":
+            nxt = _hold(rollout, config, now)
         elif step.promote:
             nxt = rollout.evolve(phase=PRE_PROMOTION if config.pre_promotion else PROMOTING, step=step.step_index,
                                  failures=step.failures, next_check_at=None, updated_at=now)
@@ -200,6 +202,12 @@ def _promote_blue_green(rollout: Rollout, config: Progressive, now: float, reque
     return rollout.evolve(phase=AWAITING, updated_at=now,
                           message=f"green {rollout.target} ready on the preview endpoint; waiting for "
                                   f"`shipyard rollout promote {rollout.service}`")
+
+
+def _hold(rollout: Rollout, config: Progressive, now: float) -> Rollout:
+    """Too little evidence: judge again one interval later over a window that keeps growing, so a
+    step with little traffic gathers `minRequests` instead of holding forever."""
+    return rollout.evolve(next_check_at=now + config.interval, updated_at=now)
 
 
 def _window(rollout: Rollout, config: Progressive, now: float) -> Rollout:
