@@ -86,3 +86,18 @@ def test_a_histogram_restarted_by_a_cluster_update_leaves_the_counters_alone() -
     history.add(105.0, {"a.r1": ClusterStats(560, 6, ((10.0, 40), (100.0, 50), (INF, 50)))})
     window = history.window("a.r1", 100.0)
     assert (window.requests, window.errors_5xx, window.latency_count) == (60, 1, 50)
+
+
+def test_older_scrapes_are_thinned_and_unchanged_clusters_share_their_value() -> None:
+    history = TrafficHistory(keep_s=900.0, fine_s=120.0, coarse_s=10.0)
+    for at in range(0, 600):
+        history.add(float(at), {"busy.r1": stats(at, 0), "idle.r1": stats(7, 0)})
+    times = [sample.at for sample in history._samples]
+    fine = [t for t in times if t >= 599 - 120]
+    coarse = [t for t in times if t < 599 - 120]
+    assert len(fine) == 121 and all(b - a >= 10 for a, b in zip(coarse, coarse[1:]))
+    assert len(times) < 200
+    window = history.window("busy.r1", 300.0)
+    assert window is not None and 299 <= window.seconds < 310  # based on a coarse scrape at or before 300
+    assert window.requests == window.seconds and window.request_rate == 1.0
+    assert history._samples[0].clusters["idle.r1"] is history._samples[-1].clusters["idle.r1"]

@@ -50,7 +50,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as scipy_stats
+
+def _scipy_stats():  # type: ignore[no-untyped-def]
+    """scipy on first use: it costs ~60 MiB of RSS, which a control plane without analyses should not carry."""
+    from scipy import stats
+
+    return stats
 
 from shipyard.analysis.window import Buckets, cumulative_at
 
@@ -95,9 +100,9 @@ def _exact_test(x1: int, n1: int, x2: int, n2: int, theta: float) -> ComparisonR
     """Fisher's exact test (theta = 1) or its noncentral form for H₀: odds ratio <= theta."""
     odds_ratio = _odds_ratio(x1, n1, x2, n2)
     if theta == 1.0:
-        result = scipy_stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="greater")
+        result = _scipy_stats().fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="greater")
         return ComparisonResult("Fisher exact", odds_ratio, _probability(result.pvalue))
-    distribution = scipy_stats.nchypergeom_fisher(n1 + n2, n1, x1 + x2, theta)
+    distribution = _scipy_stats().nchypergeom_fisher(n1 + n2, n1, x1 + x2, theta)
     p_value = distribution.sf(x1 - 1)
     return ComparisonResult("Fisher noncentral exact", odds_ratio, _probability(p_value))
 
@@ -115,7 +120,7 @@ def _score_test(x1: int, n1: int, x2: int, n2: int, theta: float) -> ComparisonR
     if variance <= 0:
         return ComparisonResult(name, None, 0.0 if difference > 0 else 1.0)
     z = difference / math.sqrt(variance)
-    return ComparisonResult(name, z, _probability(scipy_stats.norm.sf(z)))
+    return ComparisonResult(name, z, _probability(_scipy_stats().norm.sf(z)))
 
 
 def latency_test(canary: Buckets, primary: Buckets, max_increase: float = 0.0) -> LatencyResult:
@@ -137,7 +142,7 @@ def latency_test(canary: Buckets, primary: Buckets, max_increase: float = 0.0) -
         # Every observation in one bucket (or one side empty): the data cannot tell them apart.
         return LatencyResult("Mann-Whitney U", u, 1.0, 0.0, n1, n2, superiority)
     z = (u - n1 * n2 / 2 - 0.5) / math.sqrt(variance)
-    p_value = _probability(scipy_stats.norm.sf(z))
+    p_value = _probability(_scipy_stats().norm.sf(z))
     return LatencyResult("Mann-Whitney U", u, p_value, z, n1, n2, superiority)
 
 

@@ -9,13 +9,14 @@ a new history (Envoy's counters themselves survive it).
 from __future__ import annotations
 
 import bisect
-from collections import deque
 from dataclasses import dataclass
 
 from shipyard.analysis.window import WindowStats
 from shipyard.proxy.admin import ClusterStats
 
 KEEP_S = 900.0  # longest window anyone asks for (analysis intervals, `status`), plus slack
+FINE_S = 120.0  # scrapes younger than this are all kept; older ones are thinned out …
+COARSE_S = 10.0  # … to one every ten seconds, which keeps a busy environment's history small
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,25 @@ class Sample:
 class TrafficHistory:
     """Scrapes in time order, at most `keep_s` seconds old; windows are computed from them."""
 
-    def __init__(self, keep_s: float = KEEP_S) -> None:
-        self.keep_s = keep_s
-        self._samples: deque[Sample] = deque()
+    def __init__(self, keep_s: float = KEEP_S, fine_s: float = FINE_S, coarse_s: float = COARSE_S) -> None:
+        self.keep_s, self.fine_s, self.coarse_s = keep_s, fine_s, coarse_s
+        self._samples: list[Sample] = []
 
     def add(self, at: float, clusters: dict[str, ClusterStats]) -> None:
         if self._samples and at <= self._samples[-1].at:
             return  # out of order (two scrapes racing): the newer one is already there
+        if self._samples:
+            # A cluster without traffic since the last scrape shares that scrape's value: idle costs nothing.
+            previous = self._samples[-1].clusters
+            clusters = {name: previous[name] if previous.get(name) == stats else stats
+                        for name, stats in clusters.items()}
         self._samples.append(Sample(at, clusters))
+        # Samples age into the coarse region one at a time: keep its newest only if far enough from the one before.
+        coarse = bisect.bisect_left([s.at for s in self._samples], at - self.fine_s)
+        if coarse >= 2 and self._samples[coarse - 1].at - self._samples[coarse - 2].at < self.coarse_s:
+            del self._samples[coarse - 1]
         while len(self._samples) > 2 and self._samples[1].at < at - self.keep_s:
-            self._samples.popleft()  # keep one sample older than `keep_s` as the base of the longest window
+            del self._samples[0]  # keep one sample older than `keep_s` as the base of the longest window
 
     @property
     def latest(self) -> Sample | None:
