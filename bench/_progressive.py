@@ -342,6 +342,22 @@ RELEVANT_EVENTS = {"RolloutStarted", "RolloutPhase", "AnalysisPassed", "Analysis
                    "RolloutComplete", "Undo", "Superseded", "Promote", "Stopping", "Stopped", "Ready"}
 
 
+def print_load_line(bench: "ProgressiveBench", args: argparse.Namespace, what: str) -> None:
+    """The first line of every run: the service, its endpoint and the load on it."""
+    print(f"{SERVICE}: {args.replicas} replicas of {what} ready, endpoint 127.0.0.1:{bench.port}; load "
+          f"{args.rate:g} req/s from {args.clients} clients ({(args.clients + 1) // 2} keep-alive, "
+          f"{args.clients // 2} new connection per request)", flush=True)
+
+
+def print_ending(events: list[dict[str, Any]], error_log: list[str], applied_wall: float, began: float) -> None:
+    """The last part of every run: the rollout's events, Envoy's 5xx log and the run time."""
+    print("\nevents (times from `shipyard apply`):")
+    print_events(events, applied_wall, applied_wall)
+    print("\nEnvoy's 5xx log (SHIPYARD_ENVOY_ERROR_LOG):")
+    print_error_log(error_log, applied_wall)
+    print(f"run time {time.perf_counter() - began:.1f} s")
+
+
 def print_events(events: list[dict[str, Any]], origin_wall: float, since_wall: float) -> None:
     """The service's rollout events and its instances' Ready / Stopping / Stopped since `since_wall`."""
     for event in events:

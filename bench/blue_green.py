@@ -33,8 +33,8 @@ import argparse
 import time
 import urllib.request
 
-from _progressive import (NEW, OLD, SERVICE, PacedLoad, ProgressiveBench, between, common_arguments, describe,
-                          duration, mono, print_error_log, print_events, stamp, versions_in)
+from _progressive import (print_ending, print_load_line, NEW, OLD, SERVICE, PacedLoad, ProgressiveBench, between, common_arguments, describe,
+                          duration, mono, stamp, versions_in)
 
 
 def main() -> None:
@@ -55,9 +55,7 @@ def main() -> None:
     strategy = {"type": "blue-green", "blueGreen": {"autoPromote": args.auto_promote,
                                                     "scaleDownDelay": duration(args.scale_down_delay)}}
     with ProgressiveBench(args, strategy, "shipyard-bench-blue-green-") as bench:
-        print(f"{SERVICE}: {args.replicas} replicas of {OLD} (blue) ready, endpoint 127.0.0.1:{bench.port}; load "
-              f"{args.rate:g} req/s from {args.clients} clients ({(args.clients + 1) // 2} keep-alive, "
-              f"{args.clients // 2} new connection per request)", flush=True)
+        print_load_line(bench, args, f"{OLD} (blue)")
         print(f"strategy: {strategy}", flush=True)
         with PacedLoad(bench.port, args.rate, args.clients) as load:
             watcher = bench.watch()
@@ -182,11 +180,7 @@ def main() -> None:
         part = between(outcomes, start, end)
         print(f"  {label}: {len(part)} requests, {sum(1 for o in part if o.failure)} failed")
 
-    print("\nevents (times from `shipyard apply`):")
-    print_events(events, applied_wall, applied_wall)
-    print("\nEnvoy's 5xx log (SHIPYARD_ENVOY_ERROR_LOG):")
-    print_error_log(error_log, applied_wall)
-    print(f"run time {time.perf_counter() - began:.1f} s")
+    print_ending(events, error_log, applied_wall, began)
 
 
 if __name__ == "__main__":

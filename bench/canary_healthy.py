@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _progressive import (NEW, OLD, SERVICE, EnvoyStatsWatcher, PacedLoad, ProgressiveBench, between, describe, mono,
-                          print_decisions, print_error_log, print_events, print_window_note, stamp, versions_in)
+from _progressive import (print_ending, print_load_line, NEW, OLD, SERVICE, EnvoyStatsWatcher, PacedLoad, ProgressiveBench, between, describe, mono,
+                          print_decisions, print_window_note, stamp, versions_in)
 from canary_rollback import canary_arguments, canary_strategy
 from shipyard.engine.routing import cluster_name
 
@@ -36,9 +36,7 @@ def main() -> None:
     began = time.perf_counter()
     strategy = canary_strategy(args)
     with ProgressiveBench(args, strategy, "shipyard-bench-canary-healthy-") as bench:
-        print(f"{SERVICE}: {args.replicas} replicas of {OLD} ready, endpoint 127.0.0.1:{bench.port}; load "
-              f"{args.rate:g} req/s from {args.clients} clients ({(args.clients + 1) // 2} keep-alive, "
-              f"{args.clients // 2} new connection per request)", flush=True)
+        print_load_line(bench, args, OLD)
         print(f"canary strategy: {strategy['canary']}", flush=True)
         admin = bench.cp.status()["data_plane"]["admin"]
         with PacedLoad(bench.port, args.rate, args.clients) as load, \
@@ -112,11 +110,7 @@ def main() -> None:
               f"upstream_rq_completed {req_before} -> {req_after}")
     if not envoy_stats.drops:
         print("  (none seen)")
-    print("\nevents (times from `shipyard apply`):")
-    print_events(events, applied_wall, applied_wall)
-    print("\nEnvoy's 5xx log (SHIPYARD_ENVOY_ERROR_LOG):")
-    print_error_log(error_log, applied_wall)
-    print(f"run time {time.perf_counter() - began:.1f} s")
+    print_ending(events, error_log, applied_wall, began)
 
 
 if __name__ == "__main__":

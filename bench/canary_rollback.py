@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _progressive import (NEW, OLD, SERVICE, PacedLoad, ProgressiveBench, between, common_arguments, describe,
-                          duration, failures_by_version, mono, print_decisions, print_error_log, print_events,
+from _progressive import (print_ending, print_load_line, NEW, OLD, SERVICE, PacedLoad, ProgressiveBench, between, common_arguments, describe,
+                          duration, failures_by_version, mono, print_decisions,
                           print_window_note, stamp, versions_in)
 
 ANALYSES = {
@@ -64,9 +64,7 @@ def main() -> None:
     began = time.perf_counter()
     strategy = canary_strategy(args)
     with ProgressiveBench(args, strategy, "shipyard-bench-canary-rollback-") as bench:
-        print(f"{SERVICE}: {args.replicas} replicas of {OLD} ready, endpoint 127.0.0.1:{bench.port}; load "
-              f"{args.rate:g} req/s from {args.clients} clients ({(args.clients + 1) // 2} keep-alive, "
-              f"{args.clients // 2} new connection per request)", flush=True)
+        print_load_line(bench, args, OLD)
         print(f"canary strategy: {strategy['canary']}", flush=True)
         with PacedLoad(bench.port, args.rate, args.clients) as load:
             watcher = bench.watch()
@@ -83,7 +81,6 @@ def main() -> None:
                                 and s.rollout["status"] != "progressing" and not s.versions()[NEW],
                                 timeout=90, what=f"no {NEW} instance left", after=applied)
             time.sleep(args.tail)
-            ended = time.monotonic()
         service, events = bench.final()
         rolled_back = watcher.first(lambda s: s.rollout is not None and s.rollout["target"] == new_release
                                     and s.rollout["status"] == "failed", after=applied)
@@ -148,11 +145,7 @@ def main() -> None:
           f"times from `shipyard apply`):")
     mismatches = print_decisions(list(record["decisions"]), applied_wall, outcomes)
     print_window_note(mismatches)
-    print("\nevents (times from `shipyard apply`):")
-    print_events(events, applied_wall, applied_wall)
-    print("\nEnvoy's 5xx log (SHIPYARD_ENVOY_ERROR_LOG):")
-    print_error_log(error_log, applied_wall)
-    print(f"run time {time.perf_counter() - began:.1f} s")
+    print_ending(events, error_log, applied_wall, began)
 
 
 if __name__ == "__main__":
