@@ -18,8 +18,8 @@ from typing import Any
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
 from shipyard.engine.desired import DesiredState, free_port_except
-from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
 from shipyard.engine import progressive
+from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
 from shipyard.engine.pins import Pin, apply_pins, pin_conditions, undo_target
 from shipyard.engine.progressive import decision_reason
 from shipyard.engine.rollout_runner import RolloutRunner
@@ -152,7 +152,9 @@ class Reconciler:
         # stop instances from being healed.
         if self.desired is None:
             return Plan()
-        previous = {r.previous for r in self.rollouts.values() if r.progressive and r.previous}
+        # Only a progressive rollout that is under way or rolled back may still start its previous release.
+        previous = {r.previous for r in self.rollouts.values()
+                    if r.progressive and r.previous and r.status in ("progressing", "failed")}
         releases = {rid: release for rid in previous if (release := self.store.release(rid)) is not None}
         world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
                       time.time(), self.desired.revision, self.suspended, releases)
