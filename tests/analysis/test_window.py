@@ -102,3 +102,30 @@ def test_cumulative_at_quantile_recovers_the_rank(buckets: Buckets, q: float) ->
     if value is None or q * total > buckets[-2][1]:
         return  # rank in the +inf bucket: clamped to the highest finite bound
     assert cumulative_at(buckets, value) == pytest.approx(q * total, abs=1e-6 * max(total, 1))
+
+
+# Cases first written for the data plane's own quantile (now this one).
+@pytest.mark.parametrize(
+    "buckets, q, expected",
+    [
+        (((1, 0), (2, 10), (INF, 10)), 0.5, 1.5),  # interpolated inside (1, 2]
+        (((1, 10), (2, 10), (INF, 10)), 0.5, 0.5),  # the first bucket starts at 0
+        (((1, 5), (2, 10), (INF, 10)), 1.0, 2.0),
+        (((1, 5), (2, 5), (3, 10), (INF, 10)), 0.5, 1.0),  # rank on a bucket edge
+        (((1, 5), (2, 5), (INF, 10)), 0.9, 2.0),  # in +Inf: the highest finite bound
+        (((10, 1), (20, 2), (40, 4), (INF, 4)), 0.75, 30.0),
+        (((1, 0), (2, 0), (INF, 0)), 0.5, None),  # no observations
+        (((INF, 3),), 0.5, None),  # fewer than two buckets, like Prometheus
+    ],
+)
+def test_quantile_matches_prometheus_on_envoy_style_buckets(
+    buckets: tuple[tuple[float, int], ...], q: float, expected: float | None
+) -> None:
+    assert WindowStats(buckets[-1][1], 0, 1.0, buckets).quantile(q) == expected
+
+
+def test_quantile_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        WindowStats(1, 0, 1.0, ((1, 1), (INF, 1))).quantile(1.5)
+    with pytest.raises(ValueError):
+        WindowStats(1, 0, 1.0, ((1, 1), (2, 1))).quantile(0.5)

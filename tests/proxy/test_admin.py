@@ -1,4 +1,4 @@
-"""Tests of admin queries: metrics parsing and quantiles (pure), and against a real Envoy:
+"""Tests of admin queries: metrics parsing (pure), and against a real Envoy:
 per-cluster counts, and draining an endpoint under load without a failed request."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from shipyard.errors import DataPlaneError
-from shipyard.proxy.admin import Admin, ClusterStats, _address, parse_prometheus, quantile, window
+from shipyard.analysis.window import WindowStats
+from shipyard.proxy.admin import Admin, ClusterStats, _address, parse_prometheus
 from shipyard.proxy.envoy import EnvoyHandle
 from shipyard.proxy.model import Cluster, DataPlane, Endpoint, Route
 from shipyard.proxy.ports import free_port
@@ -21,32 +22,6 @@ from shipyard.proxy.publish import publish
 from ._support import Backend, Load, get
 
 INF = math.inf
-
-
-@pytest.mark.parametrize(
-    "buckets, q, expected",
-    [
-        (((1, 0), (2, 10), (INF, 10)), 0.5, 1.5),  # interpolated inside (1, 2]
-        (((1, 10), (2, 10), (INF, 10)), 0.5, 0.5),  # the first bucket starts at 0
-        (((1, 5), (2, 10), (INF, 10)), 1.0, 2.0),
-        (((1, 5), (2, 5), (3, 10), (INF, 10)), 0.5, 1.0),  # rank on a bucket edge
-        (((1, 5), (2, 5), (INF, 10)), 0.9, 2.0),  # in +Inf: the highest finite bound
-        (((10, 1), (20, 2), (40, 4), (INF, 4)), 0.75, 30.0),
-        (((1, 0), (2, 0), (INF, 0)), 0.5, None),  # no observations
-        (((INF, 3),), 0.5, None),  # fewer than two buckets, like Prometheus
-    ],
-)
-def test_quantile_interpolates_like_histogram_quantile(
-    buckets: tuple[tuple[float, int], ...], q: float, expected: float | None
-) -> None:
-    assert quantile(buckets, q) == expected
-
-
-def test_quantile_refuses_nonsense() -> None:
-    with pytest.raises(ValueError):
-        quantile(((1, 1), (INF, 1)), 1.5)
-    with pytest.raises(ValueError):
-        quantile(((1, 1), (2, 1)), 0.5)
 
 
 PROMETHEUS = """\
@@ -80,11 +55,13 @@ def test_a_window_is_the_difference_of_two_scrapes() -> None:
         "a": ClusterStats(30, 2, ((1, 14), (INF, 30))),
         "b": ClusterStats(3, 0, ((1, 3), (INF, 3))),
     }
-    assert window(earlier, later) == {
+    differences = {name: stats - earlier.get(name, ClusterStats()) for name, stats in later.items()}
+    assert differences == {
         "a": ClusterStats(20, 1, ((1, 10), (INF, 20))),
         "b": ClusterStats(3, 0, ((1, 3), (INF, 3))),
     }
-    assert window(earlier, later)["a"].quantile(0.5) == 1.0
+    a = differences["a"]
+    assert WindowStats(a.requests, a.errors_5xx, 1.0, a.latency_buckets).quantile(0.5) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -122,7 +99,7 @@ def test_scrape_counts_requests_5xx_and_latency_per_cluster(
             # Counters are live; the histogram arrives at the next stats flush (1 s).
             deadline = time.monotonic() + 3
             while True:
-                stats = window(before, await admin.scrape())["catalog.r1"]
+                stats = (await admin.scrape())["catalog.r1"] - before.get("catalog.r1", ClusterStats())
                 if stats.latency_buckets and stats.latency_buckets[-1][1] == 15:
                     return stats
                 assert time.monotonic() < deadline, f"histogram incomplete: {stats}"
@@ -130,7 +107,7 @@ def test_scrape_counts_requests_5xx_and_latency_per_cluster(
 
     stats = asyncio.run(measure())
     assert (stats.requests, stats.errors_5xx) == (15, 5)
-    p50 = stats.quantile(0.5)
+    p50 = WindowStats(stats.requests, stats.errors_5xx, 1.0, stats.latency_buckets).quantile(0.5)
     assert p50 is not None and 0 < p50 < 100
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import math
 import os
 import re
 import sys
@@ -34,7 +33,8 @@ class EndpointLoad:
 
 @dataclass(frozen=True)
 class ClusterStats:
-    """Cumulative counters of one cluster; `later - earlier` is the window between two scrapes.
+    """Cumulative counters of one cluster; `later - earlier` is the window between two scrapes
+    (proxy/traffic.py keeps the scrapes; analysis/window.py computes rates and quantiles).
 
     `latency_buckets` are (upper bound in ms, cumulative count) pairs, the last bound +inf.
     """
@@ -56,42 +56,6 @@ class ClusterStats:
         return ClusterStats(
             self.requests - earlier.requests, self.errors_5xx - earlier.errors_5xx, buckets
         )
-
-    def quantile(self, q: float) -> float | None:
-        """The q-quantile of upstream latency in ms, or None without observations."""
-        return quantile(self.latency_buckets, q)
-
-
-def window(
-    earlier: dict[str, ClusterStats], later: dict[str, ClusterStats]
-) -> dict[str, ClusterStats]:
-    """Per-cluster differences between two scrapes; a cluster absent before counts from zero."""
-    return {name: stats - earlier.get(name, ClusterStats()) for name, stats in later.items()}
-
-
-def quantile(buckets: tuple[tuple[float, int], ...], q: float) -> float | None:
-    """Interpolate the q-quantile from cumulative buckets like Prometheus `histogram_quantile`.
-
-    None when there are no observations (Prometheus says NaN). A rank in the +Inf bucket gives
-    the highest finite bound, as Prometheus does.
-    """
-    if not 0 <= q <= 1:
-        raise ValueError(f"quantile {q} is outside 0..1")
-    if len(buckets) < 2 or buckets[-1][1] == 0:
-        return None
-    if not math.isinf(buckets[-1][0]):
-        raise ValueError("the last bucket must be +Inf")
-    rank = q * buckets[-1][1]
-    lower, below = 0.0, 0
-    for index, (upper, count) in enumerate(buckets):
-        if count >= rank and count > below:
-            if math.isinf(upper):
-                return buckets[index - 1][0]
-            if index == 0 and upper <= 0:
-                return upper
-            return lower + (upper - lower) * (rank - below) / (count - below)
-        lower, below = upper, count
-    return buckets[-2][0]
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+(\S+)$")
