@@ -24,7 +24,7 @@ import time
 from _progressive import (print_ending, print_load_line, NEW, OLD, SERVICE, EnvoyStatsWatcher, PacedLoad, ProgressiveBench, between, describe, mono,
                           print_decisions, print_window_note, stamp, versions_in)
 from canary_rollback import canary_arguments, canary_strategy
-from shipyard.engine.routing import cluster_name
+from shipyard.proxy.model import cluster_name
 
 
 def main() -> None:

@@ -270,7 +270,7 @@ def _source_settings(args: argparse.Namespace, store: Store, state_dir: Path) ->
 
 def _envoy_router(state_dir: Path, ingress_port: int) -> Router | None:
     try:
-        from shipyard.proxy.router import EnvoyRouter
+        from shipyard.proxy.envoy_router import EnvoyRouter
     except ImportError:
         return None
     return EnvoyRouter(state_dir / "proxy", ingress_port)  # type: ignore[no-any-return]

@@ -7,7 +7,8 @@
     ├── DataPlaneError            Envoy could not be started or rejected a configuration
     ├── ControlPlaneError         the control plane's API is unreachable or answered with an error
     ├── source.errors.SourceError a git repository could not be fetched, read, exported or changed
-    └── analysis.errors           NoData (no samples yet: hold) and ProviderError (a metric query failed)
+    ├── NoData                    a metric query matched no samples yet: hold, do not fail
+    └── ProviderError             a metric provider could not be reached or answered nonsense
 
 Errors are translated at the boundary (`raise SpecError(...) from exc`), so callers above a module
 only ever see this tree.
@@ -59,3 +60,11 @@ class DataPlaneError(ShipyardError):
 
 class ControlPlaneError(ShipyardError):
     """The control plane could not be reached, or answered with an error."""
+
+
+class NoData(ShipyardError):
+    """A metric query succeeded but returned no value yet; the caller should wait, not fail."""
+
+
+class ProviderError(ShipyardError):
+    """A metric provider could not answer a query."""

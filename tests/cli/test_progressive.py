@@ -40,7 +40,8 @@ def test_a_healthy_canary_moves_through_its_steps_and_promotes_without_a_failed_
     assert (record["status"], record["phase"], record["weight"]) == ("complete", "promoted", 100)
     analyses = [d for d in record["decisions"] if d["kind"] == "analysis"]
     assert [d["weight"] for d in analyses if d["verdict"] == "pass"][:2] == [20, 50]
-    assert analyses[0]["checks"][0]["check"].startswith("successRate") and analyses[0]["window"]["canary"]["requests"] >= 10
+    first_pass = next(d for d in analyses if d["verdict"] == "pass")  # a loaded machine may hold once first
+    assert first_pass["checks"][0]["check"].startswith("successRate") and first_pass["window"]["canary"]["requests"] >= 10
     assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"} and len(cp.instances("alpha")) == 2
     assert "last decision: analysis passed at" in follow.stdout
     events = json.loads(cp.cli("events", "-o", "json").stdout)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from shipyard.errors import DataPlaneError
-from shipyard.analysis.window import WindowStats
+from shipyard.proxy.window import WindowStats
 from shipyard.proxy.admin import Admin, ClusterStats, _address, parse_prometheus
 from shipyard.proxy.envoy import EnvoyHandle
 from shipyard.proxy.model import Cluster, DataPlane, Endpoint, Route

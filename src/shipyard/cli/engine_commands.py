@@ -240,7 +240,7 @@ def _down_offline(state: Path) -> None:
 
     lock = lock_state_dir(state)
     del lock
-    from shipyard.proxy.router import EnvoyRouter
+    from shipyard.proxy.envoy_router import EnvoyRouter
 
     router = EnvoyRouter(state / "proxy", 0)
     plane = ControlPlane(state, None, read_control(state)["environment"], machine_capacity(), router)  # type: ignore[index]

@@ -6,8 +6,8 @@ import time
 from typing import TYPE_CHECKING
 
 from shipyard.engine.model import State
-from shipyard.engine.routing import cluster_name
-from shipyard.engine.traffic import TRAFFIC_WINDOW_S, traffic_figures
+from shipyard.proxy.model import cluster_name
+from shipyard.proxy.traffic import TRAFFIC_WINDOW_S, traffic_figures
 
 if TYPE_CHECKING:
     from shipyard.engine.reconciler import Reconciler

@@ -147,7 +147,7 @@ class Rollout:
     updated_at: float = 0.0
     previous: str | None = None     # release it replaces (None for the first deployment)
     revision: str | None = None     # the applied revision that asked for it
-    # Canary and blue-green progress (see engine/progressive.py for the phases):
+    # Canary and blue-green progress (see delivery/phases.py for the phases):
     phase: str = ""
     step: int = -1                  # index into the canary's steps; -1 before the first one
     weight: int = 0                 # percent of traffic routed to the new release now

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from shipyard.engine.actions import admit, due, heal_and_trim, retire, stop_order
 from shipyard.engine.capacity import Budget
-from shipyard.engine.progressive import STARTING
+from shipyard.delivery.phases import STARTING
 from shipyard.engine.progressive_plan import plan_progressive
 from shipyard.engine.model import (
     DOWN_STATES,

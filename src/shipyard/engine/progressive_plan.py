@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from shipyard.engine import progressive as phases
+from shipyard.delivery import phases
 from shipyard.engine.actions import admit, heal_and_trim, retire
 from shipyard.engine.capacity import Budget
 from shipyard.engine.model import Condition, DesiredService, Instance, Plan, Release, Rollout, State

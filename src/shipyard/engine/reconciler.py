@@ -18,16 +18,18 @@ from typing import Any
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
 from shipyard.engine.desired import DesiredState, free_port_except
-from shipyard.engine import progressive
+from shipyard.delivery import phases as progressive
 from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
 from shipyard.engine.pins import Pin, apply_pins, pin_conditions, undo_target
-from shipyard.engine.progressive import decision_reason
-from shipyard.engine.rollout_runner import RolloutRunner
+from shipyard.delivery.phases import decision_reason
+from shipyard.delivery.runner import RolloutRunner
 from shipyard.engine.plan import World, plan
 from shipyard.engine.probes import http_probe
 from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
 from shipyard.engine.router import Router
+from shipyard.engine.routing import data_plane
 from shipyard.errors import ShipyardError, StateError
+from shipyard.proxy.model import Endpoint, cluster_name
 from shipyard.runtime.base import Handle, RuntimeDriver
 from shipyard.state.store import Store
 
@@ -321,7 +323,7 @@ class Reconciler:
             await self._sync_routes()   # first its weight goes …
             self._lingering.discard(instance_id)
             await self._sync_routes()   # … then its endpoint
-            await self.router.drain(instance, timeout=grace)
+            await self.router.drain(cluster_name(instance.release), Endpoint("127.0.0.1", instance.port), grace)
             if instance.handle is not None:
                 self._exits.unwatch(instance_id)
                 handle = Handle.from_dict(instance.handle)
@@ -459,8 +461,8 @@ class Reconciler:
         if fingerprint == self._routed:
             return
         try:
-            await self.router.sync(self.desired, list(self.instances.values()), frozenset(self._lingering),
-                                   dict(self.rollouts), dict(self.previews))
+            await self.router.sync(data_plane(self.desired, list(self.instances.values()), self.router.ingress_port,
+                                              frozenset(self._lingering), dict(self.rollouts), dict(self.previews)))
         except ShipyardError as exc:
             # Envoy keeps serving what it accepted last; the next pass tries again.
             self.event("Warning", "data-plane", "PublishFailed", str(exc))

@@ -1,13 +1,16 @@
-"""The engine's view of the data plane: publish who serves each service, and wait for an instance to drain."""
+"""The engine's view of the data plane: publish who serves each service, and wait for an instance to drain.
+
+Like Flagger's router, the data plane is told a finished picture (`proxy.model.DataPlane`, computed
+by `engine.routing`) and never reads the engine's records itself.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from shipyard.engine.model import Instance, Rollout
+from shipyard.proxy.model import DataPlane, Endpoint
 
 if TYPE_CHECKING:
-    from shipyard.engine.desired import DesiredState
     from shipyard.proxy.traffic import TrafficHistory
 
 
@@ -15,15 +18,13 @@ class Router(Protocol):
     """What the reconciler needs from a data plane; Envoy is one implementation, NoRouter the other."""
 
     traffic: "TrafficHistory | None"   # recent scrapes of per-release traffic, if the data plane counts it
+    ingress_port: int                  # where the ingress listens (0: none)
 
-    async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
-                   lingering: frozenset[str] = frozenset(), rollouts: Mapping[str, Rollout] | None = None,
-                   previews: Mapping[str, int] | None = None) -> None:
-        """Route each service to exactly its ready, non-stopping instances (split as progressive
-        rollouts say, new releases also on their preview ports); return once applied."""
+    async def sync(self, plane: DataPlane) -> None:
+        """Serve exactly `plane` (listeners, weighted routes, clusters); return once applied."""
 
-    async def drain(self, instance: Instance, timeout: float) -> None:
-        """Return once nothing is in flight to `instance` any more (at most `timeout` seconds)."""
+    async def drain(self, cluster: str, endpoint: Endpoint, timeout: float) -> None:
+        """Return once nothing is in flight to `endpoint` of `cluster` any more (at most `timeout` seconds)."""
 
     def endpoint(self, service: str) -> str | None:
         """The service's stable URL, if the data plane gives it one."""
@@ -45,13 +46,12 @@ class NoRouter:
     """No data plane: instances are reached on their own ports, and nothing needs draining."""
 
     traffic = None
+    ingress_port = 0
 
-    async def sync(self, desired: "DesiredState", instances: Iterable[Instance],
-                   lingering: frozenset[str] = frozenset(), rollouts: Mapping[str, Rollout] | None = None,
-                   previews: Mapping[str, int] | None = None) -> None:
+    async def sync(self, plane: DataPlane) -> None:
         return None
 
-    async def drain(self, instance: Instance, timeout: float) -> None:
+    async def drain(self, cluster: str, endpoint: Endpoint, timeout: float) -> None:
         return None
 
     def endpoint(self, service: str) -> str | None:

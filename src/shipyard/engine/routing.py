@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from shipyard.engine.desired import DesiredState
-from shipyard.engine import progressive as phases
+from shipyard.delivery import phases
 from shipyard.engine.model import DesiredService, Instance, Rollout, State
-from shipyard.progressive.matching import route_matches
+from shipyard.delivery.matching import route_matches
 from shipyard.spec.models import Service
-from shipyard.proxy.model import Cluster, DataPlane, Endpoint, IngressRule, Route
-
-
-def cluster_name(release_id: str) -> str:
-    """`catalog-3f2a1b9c0d` → `catalog.3f2a1b9c0d`: one Envoy cluster per release, so stats are per release."""
-    service, _, digest = release_id.rpartition("-")
-    return f"{service}.{digest}"
+from shipyard.proxy.model import Cluster, DataPlane, Endpoint, IngressRule, Route, cluster_name
 
 
 def data_plane(desired: DesiredState, instances: Iterable[Instance], ingress_port: int,

@@ -7,8 +7,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from shipyard.engine.model import Condition, State
-from shipyard.engine.routing import cluster_name
-from shipyard.engine.traffic import TRAFFIC_WINDOW_S, traffic_figures
+from shipyard.proxy.model import cluster_name
+from shipyard.proxy.traffic import TRAFFIC_WINDOW_S, traffic_figures
 from shipyard.runtime.base import Handle
 
 if TYPE_CHECKING:

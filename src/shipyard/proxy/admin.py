@@ -34,7 +34,7 @@ class EndpointLoad:
 @dataclass(frozen=True)
 class ClusterStats:
     """Cumulative counters of one cluster; `later - earlier` is the window between two scrapes
-    (proxy/traffic.py keeps the scrapes; analysis/window.py computes rates and quantiles).
+    (proxy/traffic.py keeps the scrapes; proxy/window.py computes rates and quantiles).
 
     `latency_buckets` are (upper bound in ms, cumulative count) pairs, the last bound +inf.
     """

@@ -26,6 +26,12 @@ def envoy_name(name: str) -> str:
     return name.replace(".", "_")
 
 
+def cluster_name(release_id: str) -> str:
+    """`catalog-3f2a1b9c0d` → `catalog.3f2a1b9c0d`: one Envoy cluster per release, so stats are per release."""
+    service, _, digest = release_id.rpartition("-")
+    return f"{service}.{digest}"
+
+
 def model_name(name: str) -> str:
     """The inverse of `envoy_name` (model names never contain '_')."""
     return name.replace("_", ".")

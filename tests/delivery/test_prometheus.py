@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shipyard.analysis.errors import NoData, ProviderError
-from shipyard.analysis.prometheus import query
-from shipyard.analysis.window import WindowStats
+from shipyard.errors import NoData, ProviderError
+from shipyard.delivery.prometheus import query
+from shipyard.proxy.window import WindowStats
 from shipyard.errors import ShipyardError
 from tests.prometheus import running_prometheus
 

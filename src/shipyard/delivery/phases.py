@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from shipyard.analysis.step import decide_step
+from shipyard.delivery.step import decide_step
 from shipyard.engine.model import Progressive, Rollout
 from shipyard.errors import StateError
 

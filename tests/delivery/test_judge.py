@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipyard.analysis.checks import CompareCheck, PrometheusCheck, ThresholdCheck
-from shipyard.analysis.judge import Decision, Verdict, combine, judge, judge_query
-from shipyard.analysis.window import WindowStats
+from shipyard.delivery.checks import CompareCheck, PrometheusCheck, ThresholdCheck
+from shipyard.delivery.judge import Decision, Verdict, combine, judge, judge_query
+from shipyard.proxy.window import WindowStats
 
-from ._histograms import lognormal, window, windows
+from tests.histograms import lognormal, window, windows
 
 HIST = ((100.0, 50), (200.0, 90), (500.0, 100), (float("inf"), 100))  # p50 100, p99 470
 

@@ -59,7 +59,7 @@ class ThresholdCheck:
 class CompareCheck:
     """The canary must not be worse than the primary by more than `max_increase` (a fraction).
 
-    Decided by a one-sided test at `confidence`; see `shipyard.analysis.stats`.
+    Decided by a one-sided test at `confidence`; see `shipyard.delivery.stats`.
     """
 
     compare: Comparison

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from shipyard.analysis.errors import NoData, ProviderError
+from shipyard.errors import NoData, ProviderError
 
 
 async def query(base_url: str, promql: str, timeout: float = 5.0, *,

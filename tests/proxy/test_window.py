@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shipyard.analysis.window import Buckets, WindowStats, cumulative_at
+from shipyard.proxy.window import Buckets, WindowStats, cumulative_at
 
-from ._histograms import histograms, window
+from tests.histograms import histograms, window
 
 INF = math.inf
 SIMPLE: Buckets = ((100.0, 50), (200.0, 90), (500.0, 100), (INF, 100))

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from shipyard.engine import progressive as phases
+from shipyard.delivery import phases
 from shipyard.engine.model import Progressive, Rollout, State
 from shipyard.engine.plan import World, plan
 from shipyard.engine.routing import split

@@ -14,12 +14,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from shipyard.analysis.window import WindowStats
-from shipyard.engine import progressive as phases
+from shipyard.proxy.window import WindowStats
+from shipyard.delivery import phases
 from shipyard.engine.model import Rollout, State
-from shipyard.engine.routing import cluster_name
-from shipyard.progressive.analysis import PROMETHEUS_URL_ENV, evaluate
-from shipyard.progressive.gates import run_gates
+from shipyard.proxy.model import cluster_name
+from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, evaluate
+from shipyard.delivery.gates import run_gates
 from shipyard.spec.models import ApprovalGate
 
 if TYPE_CHECKING:

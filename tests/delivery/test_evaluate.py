@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from shipyard.analysis.window import WindowStats
-from shipyard.progressive.analysis import NO_PROMETHEUS, AnalysisEntry, Evaluation, evaluate
+from shipyard.proxy.window import WindowStats
+from shipyard.delivery.evaluate import NO_PROMETHEUS, AnalysisEntry, Evaluation, evaluate
 from shipyard.spec.models import CompareAnalysis, PrometheusAnalysis, ThresholdAnalysis
-from tests.analysis.test_prometheus import prometheus  # noqa: F401 (a fixture: a real server)
+from tests.delivery.test_prometheus import prometheus  # noqa: F401 (a fixture: a real server)
 
 HEALTHY = WindowStats(requests=1204, errors_5xx=2, seconds=60)
 PRIMARY = WindowStats(requests=5000, errors_5xx=10, seconds=60)
@@ -110,7 +110,7 @@ def test_to_dict_is_json_with_every_decision() -> None:
     assert result["decisions"][1]["verdict"] == "inconclusive"  # no latency histograms
 
 
-# ---- a real Prometheus (tests/analysis/test_prometheus.py's server and metrics) -----------------
+# ---- a real Prometheus (tests.delivery.test_prometheus.py's server and metrics) -----------------
 
 
 def test_real_prometheus_queries_get_service_and_release_substituted(

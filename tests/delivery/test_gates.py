@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.progressive.gates import OUTPUT_LINES, GateResult, run_gate, run_gates
+from shipyard.delivery.gates import OUTPUT_LINES, GateResult, run_gate, run_gates
 from shipyard.spec.models import ApprovalGate, CommandGate, UrlGate
 
 

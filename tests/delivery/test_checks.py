@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from shipyard.analysis.checks import CompareCheck, PrometheusCheck, ThresholdCheck
+from shipyard.delivery.checks import CompareCheck, PrometheusCheck, ThresholdCheck
 
 
 @pytest.mark.parametrize(("check", "label"), [

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
 
 from shipyard.errors import DataPlaneError
 from shipyard.proxy import envoy
@@ -15,10 +14,6 @@ from shipyard.proxy.model import DataPlane, Endpoint
 from shipyard.proxy.ports import free_port
 from shipyard.proxy.publish import publish
 from shipyard.proxy.traffic import TrafficHistory
-
-if TYPE_CHECKING:
-    from shipyard.engine.desired import DesiredState
-    from shipyard.engine.model import Instance, Rollout
 
 log = logging.getLogger("shipyard.proxy")
 SCRAPE_S = 1.0  # how often Envoy's stats are sampled for per-release metrics and canary analysis
@@ -57,12 +52,7 @@ class EnvoyRouter:
         self.handle = await envoy.start(self.config_dir, admin_port, base_id, self.config_dir / "envoy.log")
         return self.handle
 
-    async def sync(self, desired: "DesiredState", instances: Iterable["Instance"],
-                   lingering: frozenset[str] = frozenset(), rollouts: Mapping[str, "Rollout"] | None = None,
-                   previews: Mapping[str, int] | None = None) -> None:
-        from shipyard.engine.routing import data_plane
-
-        plane: DataPlane = data_plane(desired, list(instances), self.ingress_port, lingering, rollouts, previews)
+    async def sync(self, plane: DataPlane) -> None:
         self.endpoints = {route.service: route.port for route in plane.routes}
         async with self._lock:
             if self._shut_down:
@@ -76,7 +66,7 @@ class EnvoyRouter:
                 raise
 
     async def drain(self, instance: "Instance", timeout: float) -> None:
-        from shipyard.engine.routing import cluster_name
+        from shipyard.proxy.model import cluster_name
 
         if self.handle is None or not envoy.is_alive(self.handle):
             return

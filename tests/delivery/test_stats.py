@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
-from shipyard.analysis.stats import error_rate_test, latency_test
-from shipyard.analysis.window import Buckets
+from shipyard.delivery.stats import error_rate_test, latency_test
+from shipyard.proxy.window import Buckets
 
-from ._histograms import ENVOY_BOUNDS, cumulative, from_samples, lognormal
+from tests.histograms import ENVOY_BOUNDS, cumulative, from_samples, lognormal
 
 
 def _expand(buckets: Buckets) -> list[int]:

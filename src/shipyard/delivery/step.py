@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from shipyard.analysis.judge import Verdict
+from shipyard.delivery.judge import Verdict
 
 Action = Literal["advance", "hold", "fail", "rollback"]
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shipyard.analysis.checks import METRIC_UNITS, CompareCheck, PrometheusCheck, ThresholdCheck
-from shipyard.analysis.stats import error_rate_test, latency_test
-from shipyard.analysis.window import WindowStats
+from shipyard.delivery.checks import METRIC_UNITS, CompareCheck, PrometheusCheck, ThresholdCheck
+from shipyard.delivery.stats import error_rate_test, latency_test
+from shipyard.proxy.window import WindowStats
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 

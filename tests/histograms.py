@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 from scipy import stats
 
-from shipyard.analysis.window import Buckets, WindowStats
+from shipyard.proxy.window import Buckets, WindowStats
 
 # Envoy's default histogram bucket bounds, in ms.
 ENVOY_BOUNDS: tuple[float, ...] = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.analysis.judge import Verdict
-from shipyard.analysis.step import StepDecision, decide_step
+from shipyard.delivery.judge import Verdict
+from shipyard.delivery.step import StepDecision, decide_step
 
 STEPS = (10, 25, 50)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shipyard.progressive.matching import route_matches
+from shipyard.delivery.matching import route_matches
 from shipyard.proxy.model import CookieMatch, HeaderMatch
 from shipyard.spec.models import Match
 

@@ -57,7 +57,7 @@ def _scipy_stats():  # type: ignore[no-untyped-def]
 
     return stats
 
-from shipyard.analysis.window import Buckets, cumulative_at
+from shipyard.proxy.window import Buckets, cumulative_at
 
 EXACT_MIN_EXPECTED = 5.0
 """Below this expected count in any cell of the 2×2 table the error-rate test is exact."""

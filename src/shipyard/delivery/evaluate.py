@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shipyard.analysis import prometheus
-from shipyard.analysis.checks import CompareCheck, PrometheusCheck, ThresholdCheck
-from shipyard.analysis.errors import NoData, ProviderError
-from shipyard.analysis.judge import Decision, Verdict, combine, judge, judge_query
-from shipyard.analysis.window import WindowStats
-from shipyard.engine.routing import cluster_name
+from shipyard.delivery import prometheus
+from shipyard.delivery.checks import CompareCheck, PrometheusCheck, ThresholdCheck
+from shipyard.errors import NoData, ProviderError
+from shipyard.delivery.judge import Decision, Verdict, combine, judge, judge_query
+from shipyard.proxy.window import WindowStats
+from shipyard.proxy.model import cluster_name
 from shipyard.proxy.model import envoy_name
 from shipyard.spec.models import CompareAnalysis, PrometheusAnalysis, ThresholdAnalysis
 

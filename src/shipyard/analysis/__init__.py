@@ -1,1 +1,0 @@
-"""Canary analysis: window statistics, checks, the judge, step decisions and metric providers."""
