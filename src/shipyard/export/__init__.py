@@ -1,0 +1,1 @@
+"""Export to Kubernetes + Flux + Flagger: the same project as a Flux-ready repository of manifests, plus the gaps."""

@@ -1,0 +1,221 @@
+"""The whole export of a project: a Flux-ready repository (apps/base, apps/<env>, clusters/<env>) and its gaps.
+
+Pure apart from reading the project: `export_project` returns file names and their text; writing them
+is `export.write`. The same project and settings always give the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from shipyard.errors import SpecError
+from shipyard.export import flagger
+from shipyard.export.flux import Source, cluster_objects, image_automation, marker
+from shipyard.export.gaps import Gap, gaps_markdown, merge_environments
+from shipyard.export.images import ExportError, Image, ImageResolver
+from shipyard.export.patches import delete_patch, object_key, object_patch
+from shipyard.export.workloads import ENV_LABEL, VERSION_LABEL, Context, Obj, service_objects
+from shipyard.export.yamltext import dump_documents, with_comments
+from shipyard.spec.load import load_project, service_data
+from shipyard.spec.models import Service
+from shipyard.spec.render import render_environment
+
+KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    repo_url: str = "https://git.example.com/shop-cluster.git"
+    branch: str = "main"
+    namespace: Optional[str] = None               # default: the project's name
+    automated: Optional[tuple[str, ...]] = None    # environments taking new versions by themselves (default: the first)
+    flagger: dict[str, str] = field(default_factory=dict)  # loadtester / prometheus / mesh overrides
+
+
+@dataclass(frozen=True)
+class Export:
+    files: dict[str, str]
+    gaps: list[Gap]
+
+
+def export_project(root: Path, environments: list[str] | None, resolve: ImageResolver,
+                   settings: Settings = Settings()) -> Export:
+    source = load_project(root)
+    if source.problems or source.project is None:
+        raise SpecError(source.problems)
+    project = source.project.name
+    path = list(source.project.environments)
+    chosen = environments or path
+    unknown = [e for e in chosen if e not in path]
+    if unknown:
+        raise ExportError(f"unknown environment {', '.join(unknown)} (the project has {', '.join(path)})")
+    rendered: dict[str, dict[str, Service]] = {}
+    for environment in chosen:
+        desired, problems = render_environment(source, environment)
+        if problems or desired is None:
+            raise SpecError(problems)
+        rendered[environment] = desired.services
+    used = sorted({name for services in rendered.values() for name in services})
+    base = {name: _base_service(name, service_data(source.services[name])) for name in used}
+    images = {name: resolve(service) for name, service in base.items()}
+    namespace = settings.namespace or project
+    options = flagger.Options(namespace, **settings.flagger)
+    automated = settings.automated if settings.automated is not None else (path[0],)
+    files: dict[str, str] = {}
+    for name in used:
+        objects, _ = _service_objects(project, base, name, images[name], options)
+        files.update(_base_files(name, objects))
+    gaps: list[tuple[str, Gap]] = []
+    source_ref = Source(settings.repo_url, settings.branch)
+    for environment in chosen:
+        env_images = {name: resolve(service) for name, service in rendered[environment].items()}
+        auto = environment in automated
+        env_files, env_gaps = _overlay(project, environment, namespace, base, rendered[environment], images,
+                                       env_images, options, auto)
+        files.update(env_files)
+        gaps += [(environment, gap) for gap in env_gaps]
+        cluster = cluster_objects(project, environment, source_ref)
+        if auto:
+            cluster += image_automation(project, environment, source_ref, env_images)
+        files[f"clusters/{environment}/flux.yaml"] = dump_documents(cluster)
+    merged = merge_environments(gaps, chosen)
+    files["GAPS.md"] = gaps_markdown(project, merged)
+    files["README.md"] = _readme(project, chosen, automated)
+    return Export(dict(sorted(files.items())), merged)
+
+
+def _base_service(name: str, data: dict[str, Any]) -> Service:
+    try:
+        return Service.model_validate(data)
+    except ValidationError as exc:
+        raise ExportError(f"services/{name}.yaml is not a complete service on its own, so it cannot be the "
+                          f"Kustomize base: {exc.errors()[0]['msg']}") from None
+
+
+def _service_objects(project: str, services: dict[str, Service], name: str, image: Image,
+                     options: flagger.Options) -> tuple[list[Obj], list[Gap]]:
+    service = services[name]
+    dependents = tuple(sorted(n for n, s in services.items() if name in s.needs))
+    gates = service.strategy.type == "canary" and bool(service.strategy.canary.pre_rollout
+                                                       or service.strategy.canary.pre_promotion)
+    gates = gates or (service.strategy.type == "blue-green" and bool(service.strategy.blue_green.pre_promotion))
+    ctx = Context(project, image.ref, dependents, flagger.is_progressive(service), gates)
+    objects = service_objects(service, ctx) + flagger.canary_objects(service, ctx, options)
+    ctx.gaps.extend(_common_gaps(service))
+    return objects, [Gap(g.service, "", g.feature, g.mapping, g.loss) for g in ctx.gaps]
+
+
+def _common_gaps(service: Service) -> list[Gap]:
+    return [
+        Gap(service.name, "", "routing (timeout, idleTimeout, retries)", "dropped",
+            "the ingress controller's or mesh's own timeouts and retries apply"),
+        Gap(service.name, "", "$SHIPYARD_DATA_DIR", "an emptyDir volume",
+            "data lives as long as the pod, not across restarts; use a PersistentVolumeClaim or a database"),
+    ]
+
+
+def _file_name(obj: Obj) -> str:
+    kind = obj["kind"].lower()
+    return f"{kind}-{obj['metadata']['name']}.yaml" if obj["kind"] == "MetricTemplate" else f"{kind}.yaml"
+
+
+def _base_files(name: str, objects: list[Obj]) -> dict[str, str]:
+    files = {f"apps/base/{name}/{_file_name(obj)}": dump_documents([obj]) for obj in objects}
+    files[f"apps/base/{name}/kustomization.yaml"] = dump_documents(
+        [{**KUSTOMIZE, "resources": [_file_name(obj) for obj in objects]}])
+    return files
+
+
+def _overlay(project: str, environment: str, namespace: str, base: dict[str, Service],
+             services: dict[str, Service], base_images: dict[str, Image], images: dict[str, Image],
+             options: flagger.Options, auto: bool) -> tuple[dict[str, str], list[Gap]]:
+    """apps/<env>/: the base of each service it runs, plus exactly what its overlay changes."""
+    prefix = f"apps/{environment}"
+    files: dict[str, str] = {}
+    resources = ["namespace.yaml"]
+    patches: list[str] = []
+    gaps: list[Gap] = []
+    for name in sorted(services):
+        resources.append(f"../base/{name}")
+        before = {object_key(o): o for o in _service_objects(project, base, name, base_images[name], options)[0]}
+        # The image stays the base's here: the version reaches the Deployment through `images:` below.
+        after, service_gaps = _service_objects(project, services, name, base_images[name], options)
+        gaps += service_gaps
+        for obj in after:
+            key = object_key(obj)
+            if key not in before:
+                relative = f"{name}/{_file_name(obj)}"
+                files[f"{prefix}/{relative}"] = dump_documents([obj])
+                resources.append(relative)
+                continue
+            patch = object_patch(before[key], obj)
+            if auto and obj["kind"] == "Deployment":
+                patch = _version_setter(patch, obj, name, services[name].version)
+            if patch is not None:
+                relative = f"patches/{name}-{_file_name(obj)}"
+                files[f"{prefix}/{relative}"] = dump_documents([patch])
+                patches.append(relative)
+        for key, obj in before.items():
+            if key not in {object_key(o) for o in after}:
+                relative = f"patches/{name}-{_file_name(obj)}"
+                files[f"{prefix}/{relative}"] = dump_documents([delete_patch(obj)])
+                patches.append(relative)
+    files[f"{prefix}/namespace.yaml"] = dump_documents([{"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": namespace}}])
+    kustomization: dict[str, Any] = {**KUSTOMIZE, "namespace": namespace, "resources": resources,
+                                     "labels": [{"pairs": {ENV_LABEL: environment}, "includeTemplates": True}],
+                                     "images": [_image_entry(name, images[name], auto) for name in sorted(services)]}
+    if patches:
+        kustomization["patches"] = [{"path": p} for p in patches]
+    files[f"{prefix}/kustomization.yaml"] = dump_documents([kustomization])
+    return files, gaps
+
+
+def _image_entry(service: str, image: Image, auto: bool) -> Any:
+    entry: dict[str, Any] = {"name": image.repository, "newTag": image.tag}
+    if image.digest:
+        entry["digest"] = image.digest
+    if not auto:
+        return entry
+    comments = {"newTag": marker(service, "tag")}
+    if image.digest:
+        comments["digest"] = marker(service, "digest")
+    return with_comments(entry, comments)
+
+
+def _version_setter(patch: Optional[Obj], deployment: Obj, service: str, version: str) -> Obj:
+    """In the automated environment the version label carries a setter marker, so Flux moves it with the tag."""
+    patch = patch or {"apiVersion": deployment["apiVersion"], "kind": "Deployment",
+                      "metadata": {"name": deployment["metadata"]["name"]}}
+    spec = patch.setdefault("spec", {})
+    template = spec.setdefault("template", {})
+    meta = template.setdefault("metadata", {})
+    labels = dict(meta.get("labels") or {})
+    labels[VERSION_LABEL] = version
+    meta["labels"] = with_comments(labels, {VERSION_LABEL: marker(service, "tag")})
+    return patch
+
+
+def _readme(project: str, environments: list[str], automated: tuple[str, ...]) -> str:
+    auto = ", ".join(e for e in environments if e in automated) or "none"
+    return "\n".join([
+        f"# {project} on Kubernetes + Flux + Flagger",
+        "",
+        "Generated by `shipyard export kubernetes`; regenerate rather than edit (the export is deterministic).",
+        "",
+        "- `apps/base/<service>/`: Deployment, Service, ServiceAccount, PodDisruptionBudget, ConfigMap,",
+        "  NetworkPolicy, Ingress and, for canary / blue-green services, Flagger's Canary and MetricTemplates.",
+        f"- `apps/<env>/` ({', '.join(environments)}): Kustomize overlays carrying what each environment changes.",
+        "- `clusters/<env>/flux.yaml`: Flux's GitRepository and Kustomization for that environment's cluster;",
+        f"  image automation for the environments that take new versions by themselves ({auto}).",
+        "- `GAPS.md`: what did not map exactly, and the mapping chosen.",
+        "",
+        "Bootstrap a cluster: install Flux (`flux install`), Flagger (with its load tester, for gates) and a",
+        "Prometheus; an ingress-nginx controller; push this directory to the repository named in",
+        "`clusters/<env>/flux.yaml`, then `kubectl apply -f clusters/<env>/flux.yaml`.",
+        "",
+    ])
