@@ -25,9 +25,10 @@ def cli() -> None:
 
 def _register() -> None:
     from shipyard.cli import engine_commands, gitops_commands, rollout_commands, spec_commands
+    from shipyard.cli import flag_commands
 
     for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS, *gitops_commands.COMMANDS,
-                    *rollout_commands.COMMANDS]:
+                    *rollout_commands.COMMANDS, *flag_commands.COMMANDS]:
         cli.add_command(command)
 
 
