@@ -99,6 +99,7 @@ def test_cli_lists_and_evaluates_like_ofrep_and_the_address_survives_restarts(pl
     assert listed == [{"key": "checkout", "state": "ENABLED", "type": "string", "defaultVariant": "old",
                        "variants": ["new", "old"], "targeting": True, "metadata": {}}]
     assert "checkout" in plane.cli("flags", "list").stdout
+    assert f"flags 1 served over OFREP at {ofrep}" in plane.cli("status").stdout
     answer = json.loads(plane.cli("flags", "eval", "checkout", "--context", "targetingKey=u1",
                                   "--context", "email=a@example.com", "-o", "json").stdout)
     assert answer == evaluate(ofrep, "checkout", {"targetingKey": "u1", "email": "a@example.com"})
