@@ -22,7 +22,7 @@ FLAG_FILE: dict[str, Any] = {
         "api-version": {  # sem_ver; no match → defaultVariant (DEFAULT)
             "state": "ENABLED", "variants": {"v1": 1, "v14": 14, "v2": 2}, "defaultVariant": "v1",
             "targeting": {"if": [{"sem_ver": [{"var": "appVersion"}, ">=", "2.1.0"]}, "v2",
-                                 {"sem_ver": [{"var": "appVersion"}, "~", "v1.4"]}, "v14", None]},
+                                 {"sem_ver": [{"var": "appVersion"}, "~", "1.4.0"]}, "v14", None]},
             "metadata": {"owner": "api"},
         },
         "ratio": {  # floats, numeric comparisons

@@ -10,16 +10,18 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Protocol
 
+import semver
 from json_logic import builtins
 
 from shipyard.flags.evaluate import variant_name
-from shipyard.flags.operations import SEM_VER_OPERATORS, parse_version
+from shipyard.flags.operations import SEM_VER_OPERATORS
 from shipyard.spec.hints import closest
 from shipyard.spec.yamlfile import PathKey
 
 SPECIAL = ("if", "?:", "and", "or", "filter", "reduce", "map", "all", "some", "none")
 OPERATIONS = frozenset((*builtins.BUILTINS, *SPECIAL, "fractional", "sem_ver", "starts_with", "ends_with"))
 Report = Callable[[PathKey, str], None]
+FLAGD_PROPERTIES = ("$flagd.flagKey", "$flagd.timestamp")
 
 
 class _Evaluator(Protocol):
@@ -82,8 +84,10 @@ class RuleChecker:
             return
         if operator == "sem_ver":
             self._sem_ver(items, inner, args, report)
-        if operator in ("starts_with", "ends_with") and len(items) != 2:
-            report(inner, f"`{operator}` takes two arguments: a value and the text to look for")
+        if operator in ("starts_with", "ends_with"):
+            self._strings(operator, items, inner, args, report)
+        if operator == "var":
+            self._var(items, inner, args, report)
         for index, item in enumerate(items):
             self._walk(item, self._at(inner, args, index), variants, report, False, refs)
 
@@ -117,7 +121,10 @@ class RuleChecker:
     def _fractional(self, items: list[Any], inner: PathKey, args: Any, variants: set[str], report: Report,
                     result: bool, refs: tuple[str, ...]) -> None:
         start = 0 if items and isinstance(items[0], list) else 1
-        if start == 1:
+        if start == 1 and items and not isinstance(items[0], dict):
+            report(self._at(inner, args, 0), "the bucketing value of `fractional` is a JsonLogic expression, e.g. "
+                   f'{{"var": "email"}}, not the literal {items[0]!r}')
+        elif start == 1:
             self._walk(items[0] if items else None, self._at(inner, args, 0), variants, report, False, refs)
         buckets = items[start:]
         if not buckets:
@@ -127,12 +134,29 @@ class RuleChecker:
             if not isinstance(bucket, list) or not 1 <= len(bucket) <= 2:
                 report(where, "a `fractional` bucket is [variant] or [variant, weight]")
                 continue
-            if len(bucket) == 2 and (isinstance(bucket[1], bool) or not isinstance(bucket[1], int) or bucket[1] < 0):
+            if len(bucket) == 2 and isinstance(bucket[1], dict):
+                self._walk(bucket[1], (*where, 1), variants, report, False, refs)  # a computed weight
+            elif len(bucket) == 2 and (isinstance(bucket[1], bool) or not isinstance(bucket[1], int) or bucket[1] < 0):
                 report((*where, 1), f"a `fractional` weight is a whole number ≥ 0 (got {bucket[1]!r})")
             if isinstance(bucket[0], (dict, list)):
                 self._walk(bucket[0], (*where, 0), variants, report, result, refs)
             elif result:
                 self._variant(bucket[0], (*where, 0), variants, report)
+
+    def _strings(self, operator: str, items: list[Any], inner: PathKey, args: Any, report: Report) -> None:
+        if len(items) != 2:
+            report(inner, f"`{operator}` takes two arguments: a value and the text to look for")
+            return
+        for index, item in enumerate(items):
+            if not isinstance(item, (str, dict)):
+                report(self._at(inner, args, index), f"`{operator}` compares text: {item!r} is not a string")
+
+    def _var(self, items: list[Any], inner: PathKey, args: Any, report: Report) -> None:
+        name = items[0] if items else None
+        if isinstance(name, str) and name.startswith("$flagd.") and name not in FLAGD_PROPERTIES:
+            hint = closest(name, FLAGD_PROPERTIES)
+            report(self._at(inner, args, 0), f"unknown flagd property `{name}` (flagd sets "
+                   f"{', '.join(FLAGD_PROPERTIES)})" + (f"; did you mean `{hint}`?" if hint else ""))
 
     def _sem_ver(self, items: list[Any], inner: PathKey, args: Any, report: Report) -> None:
         if len(items) != 3:
@@ -142,8 +166,6 @@ class RuleChecker:
             report(self._at(inner, args, 1), f"unknown sem_ver operator `{items[1]}` "
                    f"(one of {', '.join(SEM_VER_OPERATORS)})")
         for index in (0, 2):
-            if isinstance(items[index], str):
-                try:
-                    parse_version(items[index])
-                except ValueError:
-                    report(self._at(inner, args, index), f"`{items[index]}` is not a semantic version")
+            # Literals are full versions, as flagd's schema requires; values from the context may be partial.
+            if isinstance(items[index], str) and not semver.Version.is_valid(items[index]):
+                report(self._at(inner, args, index), f"`{items[index]}` is not a semantic version (MAJOR.MINOR.PATCH)")
