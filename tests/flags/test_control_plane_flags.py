@@ -77,7 +77,8 @@ def test_flags_are_served_changed_and_rejected_without_restarts(plane: ControlPl
     assert after["services"][0]["release"] == status["services"][0]["release"]
     assert after["revision"] != status["revision"]
     events = json.loads(plane.cli("events", "-o", "json").stdout)
-    assert any(e["reason"] == "FlagsChanged" and "changed checkout" in e["message"] for e in events)
+    [change] = [e for e in events if e["reason"] == "FlagsChanged" and "changed checkout" in e["message"]]
+    assert change["data"] == {"added": [], "removed": [], "changed": ["checkout"]}
 
     # an invalid flag file rejects the whole apply, with file and line; the old flags keep being served
     broken = json.loads(json.dumps(changed))

@@ -22,7 +22,7 @@ from shipyard.state.store import Store
 
 log = logging.getLogger("shipyard.flags")
 PORT_KEY, URL_KEY, FLAGS_KEY, DOCUMENT_KEY = "ofrep_port", "ofrep_url", "flags", "flags_document"
-Event = Callable[[str, str, str, str], None]  # kind, object, reason, message
+Event = Callable[..., None]  # Reconciler.event(kind, object, reason, message, data=None)
 
 
 class FlagService:
@@ -53,7 +53,7 @@ class FlagService:
             return
         self.store.put(DOCUMENT_KEY, document)
         changed = changed_keys(previous.get("flags", {}), document.get("flags", {}))
-        self._event("Normal", "flags", "FlagsChanged", describe_change(changed))
+        self._event("Normal", "flags", "FlagsChanged", describe_change(changed), changed)
 
     async def start(self) -> None:
         """Listen on the stored port (a new free one if another process took it) and serve OFREP."""
