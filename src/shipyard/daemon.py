@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -21,6 +22,7 @@ from shipyard.engine.model import Capacity
 from shipyard.engine.reconciler import Reconciler
 from shipyard.engine.router import NoRouter, Router
 from shipyard.errors import StateError
+from shipyard.flags.service import FlagService
 from shipyard.gitops.decide import services_after, with_overrides
 from shipyard.gitops.follower import Follower
 from shipyard.gitops.settings import SourceSettings, load_settings, save_settings
@@ -53,6 +55,7 @@ class ControlPlane:
         self.overrides: dict[str, int] = {k: int(v) for k, v in (self.store.get(OVERRIDES_KEY) or {}).items()}
         self.follower: Follower | None = None
         self._following: asyncio.Task[None] | None = None
+        self.flags = FlagService(self.store, self.reconciler.event)
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
         """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
@@ -80,8 +83,9 @@ class ControlPlane:
         return self._desired(render(directory, self.environment), revision)
 
     def _desired(self, rendered: DesiredEnvironment, revision: str) -> DesiredState:
-        endpoints = assign_endpoints(rendered, self.store, {self.ingress_port})
-        return build_desired(rendered, self.store, self.state_dir, revision, endpoints)
+        endpoints = assign_endpoints(rendered, self.store, {self.ingress_port, self.flags.port})
+        desired = build_desired(rendered, self.store, self.state_dir, revision, endpoints)
+        return dataclasses.replace(desired, ofrep_url=self.flags.url)
 
     def install(self, desired: DesiredState, origin: str) -> None:
         """Make DESIRED the desired state; `scale` overrides survive only while the environment is suspended."""
@@ -92,6 +96,7 @@ class ControlPlane:
         self.store.put("project", desired.project)
         self.store.put("revision", desired.revision)
         self.reconciler.set_desired(with_overrides(desired, self.overrides))
+        self.flags.publish(desired.flags)  # atomically with the services, restarting nothing
         log.info("desired state: revision %s from %s", desired.revision, origin)
 
     def scale(self, service: str, replicas: int) -> int:
@@ -178,6 +183,7 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     server = uvicorn.Server(uvicorn.Config(build_app(plane), log_level="warning", lifespan="off", access_log=False))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     plane.reconciler.adopt()
+    await plane.flags.start()
     loop_task = asyncio.create_task(plane.reconciler.run())
     watchdog = asyncio.create_task(_watch_data_plane(plane))
     api_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -191,6 +197,7 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     watchdog.cancel()
     await plane.stop_following()
     await asyncio.gather(loop_task, api_task, watchdog, return_exceptions=True)
+    await plane.flags.stop()
     await plane.reconciler.close()
 
 

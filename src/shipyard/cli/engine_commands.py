@@ -273,6 +273,9 @@ def status(state_dir: Path | None, output: str) -> None:
                + ("  SUSPENDED" if document.get("suspended") else ""))
     if document.get("source"):
         click.echo(_source_line(document["source"]))
+    if document.get("flags"):
+        click.echo(f"flags {len(document['flags'])} served over OFREP at {document.get('ofrep')}  "
+                   "(shipyard flags list)")
     rows = [(s["name"], s["version"], f"{s['ready_replicas']}/{s['desired_replicas']}", s["endpoint"],
              _rollout_text(s.get("rollout"))) for s in document["services"]]
     table(["service", "version", "ready", "endpoint", "rollout"], rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipyard.engine.model import DesiredService
 from shipyard.engine.releases import build_release, desired_service
@@ -13,6 +14,9 @@ from shipyard.spec.models import Service
 from shipyard.spec.render import DesiredEnvironment
 from shipyard.state.store import Store
 
+if TYPE_CHECKING:
+    from shipyard.flags.evaluate import FlagSet
+
 
 @dataclass(frozen=True)
 class DesiredState:
@@ -21,6 +25,8 @@ class DesiredState:
     revision: str
     services: dict[str, DesiredService]
     specs: dict[str, Service]
+    flags: "FlagSet | None" = None  # served over OFREP; not part of any release, so changing them restarts nothing
+    ofrep_url: str | None = None     # given to every instance as $SHIPYARD_OFREP_URL
 
 
 def assign_endpoints(rendered: DesiredEnvironment, store: Store, reserved: set[int]) -> dict[str, int]:
@@ -64,4 +70,5 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
         release = build_release(service, snapshot, endpoints)
         store.save_release(release)
         services[name] = desired_service(service, release, endpoints.get(name))
-    return DesiredState(rendered.environment, rendered.project, revision, services, dict(rendered.services))
+    return DesiredState(rendered.environment, rendered.project, revision, services, dict(rendered.services),
+                        rendered.flags)

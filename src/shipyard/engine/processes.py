@@ -30,6 +30,8 @@ def instance_spec(state_dir: Path, desired: DesiredState, release: Release, inst
         "SHIPYARD_INSTANCE": instance.id,
         "SHIPYARD_DATA_DIR": str(data_dir),
     })
+    if desired.ofrep_url:
+        env["SHIPYARD_OFREP_URL"] = desired.ofrep_url  # the environment's feature flags (OFREP)
     env.update(dict(release.env))
     return InstanceSpec(
         instance_id=instance.id, service=instance.service, argv=release.command,

@@ -31,6 +31,8 @@ def status_document(reconciler: "Reconciler", api: str, source: dict[str, Any] |
         "suspended": reconciler.suspended,
         "source": source,
         "data_plane": reconciler.router.describe(),
+        "ofrep": reconciler.store.get("ofrep_url"),   # feature flags, read-only (shipyard.flags.service)
+        "flags": reconciler.store.get("flags") or [],
         "services": services,
         "conditions": [_condition(c) for c in conditions],
     }

@@ -306,3 +306,6 @@ class Environment(Document):
     name: Name
     services: dict[str, Optional[dict]] = Field(default_factory=dict,
                                                 description="Service name → overlay of any Service field, deep-merged onto the base.")
+    flags: dict[str, Optional[dict]] = Field(default_factory=dict,
+                                             description="Flag key → overlay of a flag of `flags/*` (flagd format), "
+                                             "deep-merged onto it; `null` removes the flag from this environment.")

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from shipyard.errors import Problem, SpecError
+from shipyard.flags.evaluate import FlagSet
+from shipyard.flags.files import load_flags
 from shipyard.spec.hints import closest
 from shipyard.spec.load import ProjectSource, file_has_problems, load_project, service_data
 from shipyard.spec.merge import merge, merge_positions
@@ -27,10 +29,14 @@ class DesiredEnvironment:
     environment: str
     root: Path
     services: dict[str, Service]
+    flags: FlagSet | None = None  # the environment's feature flags (flagd format), see shipyard.flags
 
     def to_dict(self) -> dict[str, Any]:
-        """The shape `shipyard render -o json` prints: every effective field, services sorted by name."""
-        return {
+        """The shape `shipyard render -o json` prints: every effective field, services sorted by name.
+
+        With flags, `flags` is the environment's flagd flag file (overlays merged, `$ref`s resolved).
+        """
+        rendered = {
             "project": self.project,
             "environment": self.environment,
             "services": {
@@ -38,6 +44,9 @@ class DesiredEnvironment:
                 for name in sorted(self.services)
             },
         }
+        if self.flags is not None and self.flags.flags:
+            rendered["flags"] = self.flags.document
+        return rendered
 
 
 def render(root: Path, environment: str) -> DesiredEnvironment:
@@ -84,9 +93,11 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
     problems.extend(_check_references(source, services, positions, set(env_model.services)))
+    flags, flag_problems = load_flags(source.root, env_doc)
+    problems.extend(flag_problems)
     if problems or source.project is None:
         return None, problems
-    return DesiredEnvironment(source.project.name, environment, source.root, services), problems
+    return DesiredEnvironment(source.project.name, environment, source.root, services, flags), problems
 
 
 def _merge_service(
