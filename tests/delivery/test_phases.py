@@ -131,7 +131,8 @@ def test_canary_instances_are_ready_for_the_next_weight_and_the_primary_stays_wh
 def test_traffic_waits_until_the_first_steps_instances_are_ready() -> None:
     config = replace(CANARY, steps=(50, 100))
     one = plan(world(canary_rollout(), [*olds(), inst("new0"), inst("new1", state=State.STARTING)], config=config))
-    assert not one.rollouts
+    assert [(r.phase, r.weight, r.waiting) for r in one.rollouts] == [
+        ("starting", 0, "1/2 instances of svc-new ready, traffic stays at 0%: starting")]
     two = plan(world(canary_rollout(), [*olds(), inst("new0"), inst("new1")], config=config))
     assert (two.rollouts[-1].phase, two.rollouts[-1].weight) == ("step", 50)
 
@@ -143,7 +144,8 @@ def test_promotion_scales_the_canary_then_takes_all_traffic_then_retires_the_pri
     # The primary retires in the same pass: a stopping instance loses its weight before its endpoint.
     assert sorted(promoting.stop) == [(f"old{i}", "replaced by svc-new") for i in range(4)]
     not_yet = plan(world(canary_rollout(phase="promoting", weight=50), [*olds(), *news[:3]]))
-    assert not_yet.stop == [] and not_yet.start == [("svc", "svc-new")] and not not_yet.rollouts
+    assert not_yet.stop == [] and not_yet.start == [("svc", "svc-new")]
+    assert [(r.phase, r.weight) for r in not_yet.rollouts] == [("promoting", 50)]
     done = plan(world(canary_rollout(phase="promoted", weight=100), news))
     assert done.rollouts[-1].status == "complete"
 
