@@ -221,3 +221,30 @@ def test_without_a_progressive_rollout_releases_weigh_their_ready_instances() ->
     nobody = split(replace(service, progressive=CANARY), SPEC, canary_rollout(phase="step", weight=10),
                    {"svc-old": 0, "svc-new": 0})
     assert weights(nobody) == {"svc.old": 0, "svc.new": 0}
+
+
+# ---- a canary without traffic -----------------------------------------------------------------------
+def test_a_canary_without_traffic_says_so_once_and_fails_at_the_progress_deadline() -> None:
+    evidence = {"summary": "canary served 0 requests (minRequests 50)", "window": {"canary": {"requests": 0}}}
+    rollout = canary_rollout(phase="step", step=0, weight=10, check_started_at=10.0, next_check_at=20.0)
+    first = phases.after_analysis(rollout, CANARY, "inconclusive", evidence, 20.0, deadline=600.0)
+    assert [d["verdict"] for d in first.decisions] == ["inconclusive"]
+    assert first.message == ("waiting for traffic at 10% of traffic: canary served 0 requests (minRequests 50); "
+                             "fails with InsufficientTraffic in 590s")
+    again = phases.after_analysis(first, CANARY, "inconclusive", evidence, 25.0, deadline=600.0)
+    assert again.decisions == first.decisions  # no second record, so no second event
+    assert (again.next_check_at, again.check_started_at, again.status) == (30.0, 10.0, "progressing")
+    assert again.message.endswith("fails with InsufficientTraffic in 585s")
+    failed = phases.after_analysis(again, CANARY, "inconclusive", evidence, 610.0, deadline=600.0)
+    assert (failed.status, failed.reason, failed.phase, failed.weight) == ("failed", "InsufficientTraffic",
+                                                                           "rolled-back", 0)
+    assert "too little traffic to judge the canary at 10% of traffic within the progress deadline (600s)" \
+        in failed.message
+    assert failed.decisions[-1]["action"] == "rollback" and len(failed.decisions) == 2
+
+
+def test_traffic_arriving_after_a_hold_is_judged_as_usual() -> None:
+    rollout = canary_rollout(phase="step", step=0, weight=10, check_started_at=10.0, next_check_at=20.0)
+    held = phases.after_analysis(rollout, CANARY, "inconclusive", {"summary": "few"}, 20.0, deadline=600.0)
+    passed = phases.after_analysis(held, CANARY, "pass", {"summary": "ok"}, 30.0, deadline=600.0)
+    assert (passed.step, passed.weight) == (1, 50) and [d["verdict"] for d in passed.decisions] == ["inconclusive", "pass"]

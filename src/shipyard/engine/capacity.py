@@ -1,30 +1,29 @@
 """Admission against the machine: which new instances fit, and the condition when some do not.
 
 Pure decisions only. The machine-wide ledger that several control planes share lives in
-state/ledger.py; what it says about the *other* environments enters here as `Holding`s.
+state/ledger.py; what it says about the *other* environments enters here as anything `Held`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from shipyard.engine.model import Capacity, Condition
 from shipyard.spec.units import format_cpu, format_memory, format_memory_approx
 
 
-@dataclass(frozen=True)
-class Holding:
-    """What one other environment on this machine holds (one ledger entry)."""
+class Held(Protocol):
+    """What another environment on this machine holds (a ledger entry)."""
 
-    environment: str
-    state_dir: str
-    cpu: float
-    memory: int
-    pid: int = 0
+    @property
+    def cpu(self) -> float: ...
+
+    @property
+    def memory(self) -> int: ...
 
 
-def after_others(capacity: Capacity, others: Iterable[Holding]) -> Capacity:
+def after_others(capacity: Capacity, others: Iterable[Held]) -> Capacity:
     """The share of the machine left to this environment once the others' reservations are subtracted."""
     held = list(others)
     return Capacity(cpu=max(0.0, capacity.cpu - sum(h.cpu for h in held)),
