@@ -26,7 +26,7 @@ class Held(Protocol):
 def after_others(capacity: Capacity, others: Iterable[Held]) -> Capacity:
     """The share of the machine left to this environment once the others' reservations are subtracted."""
     held = list(others)
-    return Capacity(cpu=max(0.0, capacity.cpu - sum(h.cpu for h in held)),
+    return Capacity(cpu=max(0.0, round(capacity.cpu - sum(h.cpu for h in held), 6)),
                     memory=max(0, capacity.memory - sum(h.memory for h in held)))
 
 
