@@ -241,6 +241,7 @@ def test_a_canary_without_traffic_says_so_once_and_fails_at_the_progress_deadlin
     assert "too little traffic to judge the canary at 10% of traffic within the progress deadline (600s)" \
         in failed.message
     assert failed.decisions[-1]["action"] == "rollback" and len(failed.decisions) == 2
+    assert [phases.decision_reason(d) for d in failed.decisions] == ["AnalysisInconclusive", "InsufficientTraffic"]
 
 
 def test_traffic_arriving_after_a_hold_is_judged_as_usual() -> None:

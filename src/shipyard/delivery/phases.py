@@ -229,6 +229,8 @@ def decision_reason(record: dict[str, Any]) -> str:
     """The event reason of a recorded decision: AnalysisPassed, GatesFailed, Promote, …"""
     if record.get("kind") == "command":
         return str(record.get("action", "command")).capitalize()
+    if record.get("verdict") == "inconclusive" and record.get("action") == "rollback":
+        return "InsufficientTraffic"  # the holds before it were one AnalysisInconclusive, not one per interval
     verdict = {"pass": "Passed", "fail": "Failed", "inconclusive": "Inconclusive", "waiting": "Waiting"}
     kind = "Analysis" if record.get("kind") == "analysis" else "Gates"
     return kind + verdict.get(str(record.get("verdict")), "Decided")
