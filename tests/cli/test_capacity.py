@@ -46,7 +46,7 @@ def events(cp: ControlPlane, reason: str) -> list[dict]:
 def test_a_canary_that_does_not_fit_says_so_at_once_moves_no_traffic_and_goes_on_once_it_fits(planes):
     cp = planes("shop", [canary(steps=[50, 100])])
     cp.up("--capacity", "cpu=300m,memory=4Gi")
-    cp.wait_ready("alpha", 2)
+    cp.wait_ready("alpha", 2, timeout=60)
     release(cp, canary(version="2.0.0", steps=[50, 100]))
     condition = wait_for(lambda: shortfall(cp, "alpha"), timeout=2.0, what="Schedulable False within 2 s of apply")
     assert (condition["status"], condition["reason"]) == ("False", "InsufficientCPU")
@@ -76,10 +76,10 @@ def test_two_environments_share_the_machine_through_the_ledger(planes, private_c
     dev = planes("dev", [probe_service("alpha", replicas=2)])
     prod = planes("prod", [probe_service("alpha", replicas=4)], environment="prod")
     dev.up("--capacity", "cpu=500m,memory=4Gi")
-    dev.wait_ready("alpha", 2)
-    prod.up("--capacity", "cpu=500m,memory=4Gi", check=False)
-    prod.wait_ready("alpha", 3)
-    condition = wait_for(lambda: shortfall(prod, "alpha"), what="prod's shortfall")
+    dev.wait_ready("alpha", 2, timeout=60)
+    prod.up("--capacity", "cpu=500m,memory=4Gi", "--timeout", "3", check=False)  # never all ready: do not wait
+    prod.wait_ready("alpha", 3, timeout=60)
+    condition = wait_for(lambda: shortfall(prod, "alpha"), timeout=30, what="prod's shortfall")
     assert condition["message"] == "alpha needs 1 × 100m CPU, 0 free"
     capacity = prod.status()["capacity"]
     assert capacity["held"]["cpu"] == pytest.approx(0.3) and capacity["free"]["cpu"] == pytest.approx(0.0)
@@ -89,5 +89,5 @@ def test_two_environments_share_the_machine_through_the_ledger(planes, private_c
     assert sorted(e["environment"] for e in entries.values()) == ["dev", "prod"]
 
     dev.cli("down")  # dev gives its share back: prod's fourth instance fits now
-    prod.wait_ready("alpha", 4, timeout=30)
+    prod.wait_ready("alpha", 4, timeout=60)
     assert shortfall(prod, "alpha") is None and prod.status()["capacity"]["others"] == []
