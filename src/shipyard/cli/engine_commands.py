@@ -47,6 +47,9 @@ Examples:
       --interval 1m --webhook-secret-file /etc/shipyard/hook-secret   # follow a branch
   shipyard up --git ~/src/shop --path deploy --env dev --detach        # a local repository, committed state only
   shipyard up --env prod --detach                   # restart: follow what this state dir followed before
+
+Environments on one machine share a capacity ledger ($SHIPYARD_LEDGER, default ~/.shipyard/ledger.json):
+each plans within what the others hold, and `status` shows them.
 """)
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
 @click.option("--env", "environment", metavar="NAME", required=True, help="The environment this control plane keeps.")
