@@ -129,3 +129,11 @@ def test_self_healing_keeps_the_down_instances_reservation():
     done = {"svc": Rollout("svc", "svc-old", 0.0, "rolling", status="complete")}
     result = plan(World(services, tuple(down), done, Capacity(cpu=0.75, memory=64 * GiB), 100.0))
     assert result.restart == ["old2"] and not any(c.type == "Schedulable" for c in result.conditions)
+
+
+def test_scaling_down_mid_canary_frees_capacity_instead_of_taking_more():
+    at_ten = started(phase=phases.STEP, step=0, weight=10)
+    news = [inst(f"new{i}") for i in range(4)]
+    result = run(at_ten, [*primary(), *news], cpu=8, replicas=3)
+    assert result.start == [] and len(result.stop) == 2  # 3 replicas at 50 % next: 2 canaries are enough
+    assert result.held[0] == 1.75  # 3 primaries + 4 canaries, the two stopping ones until they are gone

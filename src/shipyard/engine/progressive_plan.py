@@ -86,7 +86,7 @@ def _admit_new(desired: DesiredService, rollout: Rollout, new: list[Instance], w
     with nothing started and a Schedulable condition naming the whole need.
     """
     release = desired.release
-    peak = desired.replicas - len(new)      # new instances still to come before the new release serves all
+    peak = max(0, desired.replicas - len(new))  # new instances still to come before the new release serves all
     if budget.reserve(desired.name, peak, release.cpu, release.memory) is None:
         budget.cpu += peak * release.cpu    # the reservation was only a check: admit hands out the part due now
         budget.memory += peak * release.memory

@@ -55,6 +55,7 @@ class Ledger:
         self.pid, self.start_time, self.alive = pid, start_time, alive
         self.others: list[Entry] = []      # as read by the last transaction
         self._written: tuple[float, int] | None = None
+        self._entries: dict[str, Entry] = {}  # as read by the current transaction
 
     @contextmanager
     def transaction(self) -> Iterator[list[Entry]]:
