@@ -81,6 +81,9 @@ def test_two_environments_share_the_machine_through_the_ledger(planes, private_c
     prod.wait_ready("alpha", 3, timeout=60)
     condition = wait_for(lambda: shortfall(prod, "alpha"), timeout=30, what="prod's shortfall")
     assert condition["message"] == "alpha needs 1 × 100m CPU, 0 free"
+    follow = prod.cli("rollout", "status", "alpha", "--no-wait").stdout
+    assert "waiting: no room for new instances: alpha needs 1 × 100m CPU, 0 free" in follow
+    assert "Schedulable False InsufficientCPU: alpha needs 1 × 100m CPU, 0 free" in follow
     capacity = prod.status()["capacity"]
     assert capacity["held"]["cpu"] == pytest.approx(0.3) and capacity["free"]["cpu"] == pytest.approx(0.0)
     assert [(o["environment"], o["cpu"]) for o in capacity["others"]] == [("dev", pytest.approx(0.2))]

@@ -118,7 +118,8 @@ def test_a_rolling_rollout_that_does_not_fit_says_why_on_its_record():
     rolling = Rollout("svc", "svc-new", 0.0, "rolling", previous="svc-old")
     result = plan(World(services, tuple(primary()), {"svc": rolling}, Capacity(cpu=0.8, memory=64 * GiB), 100.0))
     assert result.start == []
-    assert result.rollouts[-1].message == "waiting for capacity: svc needs 1 × 250m CPU, 50m free"
+    assert result.rollouts[-1].message == "no room for new instances: svc needs 1 × 250m CPU, 50m free"
+    assert result.rollouts[-1].waiting == result.rollouts[-1].message
 
 
 def test_self_healing_keeps_the_down_instances_reservation():

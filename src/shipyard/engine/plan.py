@@ -173,7 +173,7 @@ def _say_why(world: World, rollout: Rollout, conditions: list[Condition], result
     if rollout.status != "progressing":
         return rollout
     shortfall = next((c for c in conditions if c.type == "Schedulable"), None)
-    updated = wait(rollout, f"waiting for capacity: {shortfall.message}" if shortfall else "", world.now,
+    updated = wait(rollout, f"no room for new instances: {shortfall.message}" if shortfall else "", world.now,
                    say=shortfall is not None)
     if updated != rollout:
         result.rollouts.append(updated)
