@@ -299,10 +299,10 @@ def status(state_dir: Path | None, output: str) -> None:
 def _capacity_line(capacity: dict[str, Any]) -> str:
     """Machine capacity, what this environment holds and what the others on the machine hold."""
     def amount(held: dict[str, Any]) -> str:
-        return f"{format_cpu(held['cpu'])} CPU, {format_memory_approx(held['memory'])}"
+        return f"{format_cpu(held['cpu'])} CPU / {format_memory_approx(held['memory'])}"
 
-    line = (f"capacity {amount(capacity)}: this environment holds {amount(capacity['held'])}, "
-            f"{amount(capacity['free'])} free")
+    line = (f"capacity {amount(capacity)}; this environment holds {amount(capacity['held'])}; "
+            f"free {amount(capacity['free'])}")
     others = "; ".join(f"{o['environment']} ({o['state_dir']}) {amount(o)}" for o in capacity["others"])
     return line + (f"; other environments: {others}" if others else "; no other environment on this machine")
 
