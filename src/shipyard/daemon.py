@@ -29,6 +29,7 @@ from shipyard.gitops.settings import SourceSettings, load_settings, save_setting
 from shipyard.source.git import Mirror
 from shipyard.spec.render import DesiredEnvironment, render
 from shipyard.state.control import read_control, write_control
+from shipyard.state.ledger import Ledger
 from shipyard.state.store import Store
 
 log = logging.getLogger("shipyard.daemon")
@@ -48,6 +49,7 @@ class ControlPlane:
         from shipyard.runtime.process import ProcessDriver
 
         self.reconciler = Reconciler(self.store, ProcessDriver(), router or NoRouter(), state_dir, capacity)
+        self.reconciler.ledger = machine_ledger(state_dir, environment)
         self.ingress_port = ingress_port
         self.api = ""
         self.shutdown = asyncio.Event()
@@ -168,6 +170,15 @@ def machine_capacity() -> Capacity:
             if line.startswith("MemTotal:"):
                 memory = int(line.split()[1]) * 1024
     return Capacity(cpu=float(os.cpu_count() or 1), memory=memory)
+
+
+def machine_ledger(state_dir: Path, environment: str) -> Ledger:
+    """This control plane's entry in the capacity ledger every environment on the machine shares."""
+    from shipyard.runtime import procfs
+    from shipyard.state.ledger import ledger_path
+
+    return Ledger(ledger_path(), state_dir, environment, os.getpid(), procfs.start_time(os.getpid()),
+                  procfs.is_running)
 
 
 async def serve(plane: ControlPlane, port: int = 0) -> None:

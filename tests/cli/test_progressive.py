@@ -179,3 +179,23 @@ def test_a_prometheus_query_on_envoys_own_metrics_decides_the_canary(plane, tmp_
     passed = [c for c in checks if c["verdict"] == "pass"]
     assert passed and passed[-1]["inputs"]["value"] >= 5 and "alpha_" in passed[-1]["inputs"]["query"]
     assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"}
+
+
+def test_a_canary_without_traffic_says_so_once_and_fails_at_the_progress_deadline(plane):
+    quiet = canary(steps=[50, 100])
+    quiet["strategy"]["rolling"] = {"progressDeadline": "8s"}
+    cp = plane([quiet])
+    cp.up()
+    new = canary(version="2.0.0", steps=[50, 100])
+    new["strategy"]["rolling"] = {"progressDeadline": "8s"}
+    release(cp, new)
+    wait_for(lambda: "waiting for traffic" in cp.service("alpha")["rollout"]["message"], timeout=30,
+             what="the canary saying it waits for traffic")
+    follow = cp.cli("rollout", "status", "alpha", "--timeout", "60", check=False)
+    assert follow.returncode == 1
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["reason"]) == ("failed", "InsufficientTraffic")
+    assert "too little traffic to judge the canary at 50% of traffic within the progress deadline (8s)" \
+        in record["message"]
+    reasons = [e["reason"] for e in json.loads(cp.cli("events", "-o", "json").stdout) if e["object"] == "alpha"]
+    assert reasons.count("AnalysisInconclusive") == 1 and "RolledBackInsufficientTraffic" in reasons

@@ -17,7 +17,7 @@ from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 from shipyard.state.control import read_control
 from shipyard.errors import ControlPlaneError
 from shipyard.spec.render import render
-from shipyard.spec.units import parse_cpu, parse_duration, parse_memory
+from shipyard.spec.units import format_cpu, format_memory_approx, parse_cpu, parse_duration, parse_memory
 
 
 def _capacity(value: str | None) -> dict[str, str]:
@@ -47,6 +47,9 @@ Examples:
       --interval 1m --webhook-secret-file /etc/shipyard/hook-secret   # follow a branch
   shipyard up --git ~/src/shop --path deploy --env dev --detach        # a local repository, committed state only
   shipyard up --env prod --detach                   # restart: follow what this state dir followed before
+
+Environments on one machine share a capacity ledger ($SHIPYARD_LEDGER, default ~/.shipyard/ledger.json):
+each plans within what the others hold, and `status` shows them.
 """)
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
 @click.option("--env", "environment", metavar="NAME", required=True, help="The environment this control plane keeps.")
@@ -289,8 +292,22 @@ def status(state_dir: Path | None, output: str) -> None:
         table([f"traffic (last {window:g}s)", "release", "version", "requests", "req/s", "success", "p50", "p95", "p99"],
               [_traffic_row(name, r) for name, r in traffic])
         click.echo()
+    if document.get("capacity"):
+        click.echo(_capacity_line(document["capacity"]))
+        click.echo()
     table(["condition", "status", "reason", "message"],
           [(c["type"], c["status"], c["reason"], c["message"]) for c in document["conditions"]])
+
+
+def _capacity_line(capacity: dict[str, Any]) -> str:
+    """Machine capacity, what this environment holds and what the others on the machine hold."""
+    def amount(held: dict[str, Any]) -> str:
+        return f"{format_cpu(held['cpu'])} CPU / {format_memory_approx(held['memory'])}"
+
+    line = (f"capacity {amount(capacity)}; this environment holds {amount(capacity['held'])}; "
+            f"free {amount(capacity['free'])}")
+    others = "; ".join(f"{o['environment']} ({o['state_dir']}) {amount(o)}" for o in capacity["others"])
+    return line + (f"; other environments: {others}" if others else "; no other environment on this machine")
 
 
 def _traffic_row(service: str, release: dict[str, Any]) -> tuple[Any, ...]:

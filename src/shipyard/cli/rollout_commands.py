@@ -48,15 +48,19 @@ def status(service: str, wait: bool, timeout: float, state_dir: Path | None, out
         time.sleep(0.2)
     if output != "table":
         emit({"service": service, "state": state, "release": entry["release"], "rollout": rollout_record,
-              "ready_replicas": entry["ready_replicas"], "desired_replicas": entry["desired_replicas"]}, output)
+              "ready_replicas": entry["ready_replicas"], "desired_replicas": entry["desired_replicas"],
+              "conditions": entry["conditions"]}, output)
     if state == "failed":
         raise click.exceptions.Exit(1)
 
 
 def _service(client: Client, name: str) -> dict[str, Any]:
-    for entry in client.request("GET", "/status")["services"]:
+    document = client.request("GET", "/status")
+    for entry in document["services"]:
         if entry["name"] == name:
-            return dict(entry)
+            # The service's own conditions (e.g. Schedulable False): why a rollout may be waiting.
+            return {**entry, "conditions": [c for c in document.get("conditions", []) if c.get("object") == name
+                                            and c["type"] == "Schedulable"]}
     raise click.UsageError(f"no service {name!r} in this environment")
 
 
@@ -84,6 +88,11 @@ def _describe(entry: dict[str, Any], record: dict[str, Any] | None, state: str) 
             text += f"\n  last decision: {last.get('reason', '')}"
             if last.get("summary"):
                 text += f"\n    {last['summary']}"
+    if record and state not in ("complete", "failed", "pending"):
+        if record.get("waiting"):
+            text += f"\n  waiting: {record['waiting']}"
+        for condition in entry.get("conditions", []):
+            text += f"\n  {condition['type']} {condition['status']} {condition['reason']}: {condition['message']}"
     if record and state in ("complete", "failed") and record.get("message"):
         text += f"; {record['message']}"
     return text

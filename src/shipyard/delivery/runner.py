@@ -47,7 +47,9 @@ class RolloutRunner:
             if rollout.phase in phases.GATE_PHASES:
                 self._tasks[key] = asyncio.create_task(self._guarded(key, self._gates(key)))
             elif rollout.phase in phases.ANALYSIS_PHASES and rollout.next_check_at is not None \
-                    and now >= rollout.next_check_at:
+                    and now >= rollout.next_check_at and not rollout.waiting:
+                # While the next step's instances are not all ready (starting, or not fitting) the canary
+                # is not judged: a pass would move traffic onto instances that cannot take it.
                 self._tasks[key] = asyncio.create_task(self._guarded(key, self._analyse(key)))
 
     def close(self) -> None:
@@ -128,12 +130,13 @@ class RolloutRunner:
                                     service=rollout.service, release=rollout.target,
                                     prometheus_url=os.environ.get(PROMETHEUS_URL_ENV))
         current = self._current(key)
-        if current is None or service.progressive is None:
+        if current is None or service.progressive is None or current.waiting:
             return
         evidence = {"summary": evaluation.summary, "checks": evaluation.to_dict()["decisions"],
                     "window": {"seconds": round(canary.seconds, 3), "canary": _figures(canary),
                                "primary": _figures(primary) if primary else None}}
-        decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time())
+        decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time(),
+                                         deadline=service.rolling.progress_deadline)
         await self.reconciler.update_rollout(decided)
 
     def _window(self, release: str, since: float) -> WindowStats:

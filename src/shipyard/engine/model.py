@@ -157,6 +157,8 @@ class Rollout:
     switched_at: float | None = None        # blue-green: when all traffic moved to green
     approved: bool = False          # a manual gate was released by `rollout approve`
     decisions: tuple[dict[str, Any], ...] = ()   # every analysis and gate outcome, with its numbers
+    waiting: str = ""               # why traffic cannot move on yet (instances not ready, or not fitting)
+    waiting_since: float | None = None      # when that wait began (the progress deadline counts from it)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decisions", tuple(self.decisions))  # JSON gives a list back
@@ -194,6 +196,7 @@ class Plan:
     forget: list[str] = field(default_factory=list)                   # stopped records to delete
     rollouts: list[Rollout] = field(default_factory=list)             # new or changed rollout records
     conditions: list[Condition] = field(default_factory=list)
+    held: tuple[float, int] = (0.0, 0)                                # cpu, memory this environment holds after it
 
     @property
     def empty(self) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
+from shipyard.engine.capacity import after_others, new_shortfalls
 from shipyard.engine.desired import DesiredState, free_port_except
 from shipyard.delivery import phases as progressive
 from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
@@ -31,6 +32,7 @@ from shipyard.engine.routing import data_plane
 from shipyard.errors import ShipyardError, StateError
 from shipyard.proxy.model import Endpoint, cluster_name
 from shipyard.runtime.base import Handle, RuntimeDriver
+from shipyard.state.ledger import Ledger
 from shipyard.state.store import Store
 
 log = logging.getLogger("shipyard.engine")
@@ -67,6 +69,8 @@ class Reconciler:
         self._closing = False
         self.previews: dict[str, int] = dict(store.get("previews") or {})  # service → preview port
         self.runner = RolloutRunner(self)
+        self.ledger: Ledger | None = None  # the machine-wide capacity ledger, when other environments may share it
+        self.held: tuple[float, int] = (0.0, 0)  # cpu, memory this environment held after the last pass
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def adopt(self) -> None:
@@ -160,13 +164,31 @@ class Reconciler:
         releases = {rid: release for rid in previous if (release := self.store.release(rid)) is not None}
         world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
                       time.time(), self.desired.revision, self.suspended, releases)
-        result = plan(world)
+        result = self._plan(world)
         self.conditions = [*result.conditions, *self._pin_conditions]
         await self._apply(result)
         self.passes += 1
         self._assign_previews()
         await self._sync_routes()
         self.runner.tick(time.time())
+        return result
+
+    def _plan(self, world: World) -> Plan:
+        """Plan within what the other environments on this machine leave, record what this one holds,
+        and report each new capacity shortfall once (an event), not every pass."""
+        if self.ledger is None:
+            result = plan(world)
+        else:
+            try:
+                with self.ledger.transaction() as others:
+                    result = plan(dataclasses.replace(world, capacity=after_others(world.capacity, others)))
+                    self.ledger.hold(*result.held)
+            except StateError as exc:
+                log.warning("planning without the capacity ledger: %s", exc)
+                result = plan(world)
+        self.held = result.held
+        for shortfall in new_shortfalls(self.conditions, result.conditions):
+            self.event("Warning", shortfall.object or "environment", shortfall.reason, shortfall.message)
         return result
 
     async def close(self) -> None:
@@ -176,6 +198,11 @@ class Reconciler:
         for task in [*self._monitors.values(), *self._stops.values()]:
             task.cancel()
         self._exits.close()
+        if self.ledger is not None and not self.instances:
+            try:
+                self.ledger.forget()  # nothing runs any more (`down`): hold nothing
+            except StateError as exc:
+                log.warning("%s", exc)
 
     async def stop_all(self) -> None:
         """`shipyard down`: drain and stop every instance, then forget them."""

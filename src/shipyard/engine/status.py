@@ -34,8 +34,22 @@ def status_document(reconciler: "Reconciler", api: str, source: dict[str, Any] |
         "ofrep": reconciler.store.get("ofrep_url"),   # feature flags, read-only (shipyard.flags.service)
         "flags": reconciler.store.get("flags") or [],
         "services": services,
+        "capacity": _capacity(reconciler),
         "conditions": [_condition(c) for c in conditions],
     }
+
+
+def _capacity(reconciler: "Reconciler") -> dict[str, Any]:
+    """The machine as this environment schedules on it: its size, what this and the other environments hold."""
+    others = reconciler.ledger.others if reconciler.ledger is not None else []
+    total = reconciler.capacity
+    held_cpu, held_memory = reconciler.held
+    taken_cpu = held_cpu + sum(o.cpu for o in others)
+    taken_memory = held_memory + sum(o.memory for o in others)
+    return {"cpu": total.cpu, "memory": total.memory, "held": {"cpu": held_cpu, "memory": held_memory},
+            "free": {"cpu": round(max(0.0, total.cpu - taken_cpu), 6), "memory": max(0, total.memory - taken_memory)},
+            "others": [{"environment": o.environment, "state_dir": o.state_dir, "pid": o.pid, "cpu": o.cpu,
+                        "memory": o.memory} for o in others]}
 
 
 def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
