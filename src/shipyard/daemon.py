@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -180,6 +179,7 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
 
     from shipyard.api.app import build_app
     from shipyard.api.auth import TokenAuth
+    from shipyard.api.listeners import tcp_listener, unix_listener
 
     sockets = [unix_listener(plane.state_dir / SOCKET_FILE)]
     plane.api = f"unix://{plane.state_dir / SOCKET_FILE}"
@@ -208,43 +208,6 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     await plane.reconciler.close()
 
 
-def unix_listener(path: Path) -> socket.socket:
-    """A listening Unix socket at PATH that only this user can connect to (0600 from birth)."""
-    if len(os.fsencode(path)) >= 108:
-        raise StateError(f"the state directory's path is too long for a Unix socket ({path}): use a shorter "
-                         f"--state-dir")
-    path.unlink(missing_ok=True)  # left by a control plane that died; the state dir's lock is ours
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    previous = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(previous)
-    os.chmod(path, 0o600)
-    return sock
-
-
-def tcp_listener(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StateError(f"cannot listen on {host}:{port} for the API: {exc.strerror}") from None
-    return sock
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """`HOST:PORT` (IPv6 as `[::1]:PORT`) → (host, port); ValueError when malformed."""
-    host, sep, port = value.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, e.g. 127.0.0.1:7070 or 0.0.0.0:7070, not {value!r}")
-    return host, int(port)
-
-
 async def _watch_data_plane(plane: ControlPlane) -> None:
     """Envoy must serve again within a second of dying: check it five times a second (a /proc read)."""
     while True:
@@ -271,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capacity-memory", type=int)
     parser.add_argument("--ingress-port", type=int, default=8080)
     parser.add_argument("--no-proxy", action="store_true")
+    from shipyard.api.listeners import parse_listen
+
     parser.add_argument("--api-listen", metavar="HOST:PORT", type=parse_listen,
                         help="also serve the API over TCP (bearer token required)")
     args = parser.parse_args(argv)

@@ -92,7 +92,6 @@ class Client:
             raise ApiError(response.status_code, body)
         return response.json() if "json" in response.headers.get("content-type", "") else response.text
 
-
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token and self._transport is None else {}
 

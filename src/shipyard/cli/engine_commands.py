@@ -39,6 +39,17 @@ def _capacity(value: str | None) -> dict[str, str]:
     return result
 
 
+def _listen_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from shipyard.api.listeners import parse_listen
+
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @click.command(epilog="""\b
 Examples:
   shipyard up examples/shop --env dev --detach      # start in the background, wait until ready
@@ -64,7 +75,7 @@ Examples:
 @click.option("--capacity", metavar="cpu=N,memory=SIZE", help="Schedule against this instead of the machine's size.")
 @click.option("--ingress-port", type=int, default=8080, show_default=True, help="Port of the ingress listener.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="With --detach: how long to wait for ready.")
-@click.option("--api-listen", metavar="HOST:PORT",
+@click.option("--api-listen", metavar="HOST:PORT", callback=_listen_address,
               help="Also serve the API over TCP (for webhooks and remote CLIs); every request but GET /healthz and "
                    "the signed POST /hooks/git needs `Authorization: Bearer $(cat STATE/token)`.")
 def up(directory: Path | None, environment: str, git_url: str | None, ref: str | None, subdir: str | None,
@@ -84,12 +95,6 @@ def up(directory: Path | None, environment: str, git_url: str | None, ref: str |
     for flag, amount in _capacity(capacity).items():
         argv += [flag, amount]
     if api_listen:
-        from shipyard.daemon import parse_listen
-
-        try:
-            parse_listen(api_listen)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--api-listen") from None
         argv += ["--api-listen", api_listen]
     if not detach:
         from shipyard.daemon import main as daemon_main
