@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _support import api_get  # noqa: E402 - the script's directory is on sys.path
 from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
 from tests.projects import probe_service, write_project  # noqa: E402
 
@@ -131,9 +133,11 @@ def main() -> None:
         try:
             run_cli("up", "--git", str(repo), "--env", "dev", "--state-dir", str(state), "--detach",
                     "--ingress-port", str(free_port()), "--interval", "600", "--webhook-secret-file",
-                    str(Path(tmp) / "secret"), "--timeout", "120", timeout=180)
+                    str(Path(tmp) / "secret"), "--timeout", "120", "--api-listen", f"127.0.0.1:{free_port()}",
+                    timeout=180)  # the webhook arrives over TCP
             api = json.loads((state / "control.json").read_text())["api"]
-            status = httpx.get(api + "/status", timeout=5).json()
+            os.environ["SHIPYARD_TOKEN"] = (state / "token").read_text().strip()
+            status = api_get(api, "/status")
             ofrep = status["ofrep"] + "/ofrep/v1/evaluate/flags"
             pids = {i["pid"] for s in status["services"] for i in s["instances"]}
             print(f"{len(status['flags'])} flags at {status['ofrep']}; {args.clients} clients, {args.seconds:g} s each")
@@ -153,7 +157,7 @@ def main() -> None:
                         raise RuntimeError(f"round {round_}: new value not served after 30 s")
                     time.sleep(0.005)
                 times.append((time.perf_counter() - committed) * 1000)
-            after = httpx.get(api + "/status", timeout=5).json()
+            after = api_get(api, "/status")
             same = {i["pid"] for s in after["services"] for i in s["instances"]} == pids
             print(f"  commit -> served ({args.commits} commits, webhook): median {statistics.median(times):.0f} ms   "
                   f"max {max(times):.0f} ms   min {min(times):.0f} ms; instances restarted: {'none' if same else 'SOME'}")

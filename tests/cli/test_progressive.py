@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from tests.cli.test_data_plane import endpoint_port, plane  # noqa: F401 - the fixture
-from tests.controlplane import ControlPlane, http_get, wait_for
+from tests.controlplane import ControlPlane, http_get, run_cli, wait_for
 from tests.load import Load
 from tests.prometheus import running_prometheus
 from tests.projects import probe_service, write_project
@@ -199,3 +200,23 @@ def test_a_canary_without_traffic_says_so_once_and_fails_at_the_progress_deadlin
         in record["message"]
     reasons = [e["reason"] for e in json.loads(cp.cli("events", "-o", "json").stdout) if e["object"] == "alpha"]
     assert reasons.count("AnalysisInconclusive") == 1 and "RolledBackInsufficientTraffic" in reasons
+
+
+def test_a_command_gate_runs_in_the_revision_sandboxed_without_the_control_planes_environment(plane):
+    cp = plane([canary()])
+    smoke = cp.project / "smoke.sh"
+    smoke.write_text(f'#!/bin/sh\nenv | sort\necho "in $(pwd)"\ncat {cp.state_dir.resolve()}/token || echo no-token\n'
+                     "exit 3\n")
+    smoke.chmod(0o755)
+    run_cli("up", str(cp.project), "--env", "dev", "--state-dir", str(cp.state_dir), "--detach",
+            "--ingress-port", str(cp.ingress_port), "--timeout", "60", env={"PLANTED_SECRET": "hunter2"})
+    assert b"PLANTED_SECRET=hunter2\0" in Path(f"/proc/{cp.control_pid()}/environ").read_bytes()
+    release(cp, canary(version="2.0.0", preRollout=[{"command": ["./smoke.sh"]}]))
+    assert cp.cli("rollout", "status", "alpha", check=False).returncode == 1
+    record = cp.service("alpha")["rollout"]
+    assert record["reason"] == "GateFailed" and "exited 3" in record["message"]
+    output = record["decisions"][-1]["gates"][0]["output"]
+    assert "hunter2" not in output and cp.token() not in output
+    names = {line.split("=", 1)[0] for line in output.splitlines() if "=" in line and not line.startswith("in ")}
+    assert names <= {"PATH", "HOME", "TARGET_URL", "SHIPYARD_SERVICE", "SHIPYARD_RELEASE", "PWD", "SHLVL", "OLDPWD"}
+    assert "TARGET_URL" in names and f"in {cp.project.resolve()}" in output and "no-token" in output

@@ -48,7 +48,7 @@ class FakeEnvironment:
         rendered = render(directory, "dev")
         return build_desired(rendered, self.store, self.state_dir, revision, assign_endpoints(rendered, self.store, set()))
 
-    def install(self, desired: DesiredState, origin: str) -> None:
+    def install(self, desired: DesiredState, origin: str, directory: Path | None = None) -> None:
         if not self.reconciler.suspended:
             self.overrides = {}
         self.base = desired

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import click
 
 from shipyard.cli.client import STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
-from shipyard.state.control import read_control
+from shipyard.state.control import PRIVATE_UMASK, read_control
 from shipyard.errors import ControlPlaneError
 from shipyard.spec.render import render
 from shipyard.spec.units import format_cpu, format_memory_approx, parse_cpu, parse_duration, parse_memory
@@ -38,6 +39,17 @@ def _capacity(value: str | None) -> dict[str, str]:
     return result
 
 
+def _listen_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from shipyard.api.listeners import parse_listen
+
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @click.command(epilog="""\b
 Examples:
   shipyard up examples/shop --env dev --detach      # start in the background, wait until ready
@@ -47,6 +59,7 @@ Examples:
       --interval 1m --webhook-secret-file /etc/shipyard/hook-secret   # follow a branch
   shipyard up --git ~/src/shop --path deploy --env dev --detach        # a local repository, committed state only
   shipyard up --env prod --detach                   # restart: follow what this state dir followed before
+  shipyard up . --env prod --detach --api-listen 0.0.0.0:7070   # also on TCP, token in .shipyard/prod/token
 
 Environments on one machine share a capacity ledger ($SHIPYARD_LEDGER, default ~/.shipyard/ledger.json):
 each plans within what the others hold, and `status` shows them.
@@ -65,9 +78,12 @@ each plans within what the others hold, and `status` shows them.
 @click.option("--capacity", metavar="cpu=N,memory=SIZE", help="Schedule against this instead of the machine's size.")
 @click.option("--ingress-port", type=int, default=8080, show_default=True, help="Port of the ingress listener.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="With --detach: how long to wait for ready.")
+@click.option("--api-listen", metavar="HOST:PORT", callback=_listen_address,
+              help="Also serve the API over TCP (for webhooks and remote CLIs); every request but GET /healthz and "
+                   "the signed POST /hooks/git needs `Authorization: Bearer $(cat STATE/token)`.")
 def up(directory: Path | None, environment: str, git_url: str | None, ref: str | None, subdir: str | None,
        interval: str | None, webhook_secret_file: Path | None, state_dir: Path | None, detach: bool,
-       capacity: str | None, ingress_port: int, timeout: float) -> None:
+       capacity: str | None, ingress_port: int, timeout: float, api_listen: str | None) -> None:
     """Start the control plane of an environment and keep it in the desired state.
 
     DIRECTORY (default `.`) is applied as it is on disk, again on `shipyard apply`. With --git the
@@ -75,11 +91,14 @@ def up(directory: Path | None, environment: str, git_url: str | None, ref: str |
     signed push webhook, and applies each new commit that validates, from a clean snapshot.
     """
     state = resolve_state_dir(state_dir, environment).resolve()
+    os.umask(PRIVATE_UMASK)  # the state dir (git mirror, credentials, log) is private from the start
     git = _GitOptions(git_url, ref, subdir, interval, webhook_secret_file)
     argv = [sys.executable, "-m", "shipyard.daemon", "--env", environment, "--state-dir", str(state),
             "--ingress-port", str(ingress_port), *_source_args(directory, git, environment, state)]
     for flag, amount in _capacity(capacity).items():
         argv += [flag, amount]
+    if api_listen:
+        argv += ["--api-listen", api_listen]
     if not detach:
         from shipyard.daemon import main as daemon_main
 
@@ -101,6 +120,8 @@ def _source_args(directory: Path | None, git: _GitOptions, environment: str, sta
     """The daemon's source options; the source is validated here first, so errors show before anything starts."""
     from shipyard.gitops.precheck import InvalidHead, precheck
     from shipyard.gitops.settings import SourceSettings, stored_settings
+    from shipyard.source.credentials import save_password, split_credentials
+    from shipyard.source.gitcli import normalize_url
 
     if directory is not None and git.url:
         raise click.UsageError("give a DIRECTORY or --git URL, not both")
@@ -121,7 +142,10 @@ def _source_args(directory: Path | None, git: _GitOptions, environment: str, sta
         seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)  # a bare number: seconds
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--interval") from None
-    settings = SourceSettings.create(git.url, git.ref, git.subdir, seconds, git.secret_file)
+    url, password = split_credentials(normalize_url(git.url))
+    if password is not None:  # the daemon's argv and the store get the URL without it
+        save_password(state / "git", password)
+    settings = SourceSettings.create(url, git.ref, git.subdir, seconds, git.secret_file)
     settings.read_secret()  # an unreadable or empty secret file: say so now
     try:
         precheck(settings, state, environment, warn=lambda text: info(f"warning: {text}"))
@@ -135,9 +159,9 @@ def _source_args(directory: Path | None, git: _GitOptions, environment: str, sta
 
 
 def _start_detached(argv: list[str], state: Path, timeout: float) -> None:
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = state / "control-plane.log"
-    with open(log_path, "ab") as log_file:
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log_file:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                    start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -156,7 +180,7 @@ def _wait_for_api(process: subprocess.Popen[bytes], state: Path, log_path: Path,
             raise ControlPlaneError(f"the control plane exited with status {code}: {reason.removeprefix('Error: ')}")
         control = read_control(state)
         if control and control["pid"] == process.pid:
-            client = Client(state)
+            client = Client(state, remote=False)
             try:
                 if client.request("GET", "/status", timeout=2).get("revision"):
                     return client
@@ -230,7 +254,7 @@ def down(state_dir: Path | None) -> None:
         return
     client.request("POST", "/down", timeout=600)
     deadline = time.monotonic() + 10
-    while client.alive() and time.monotonic() < deadline:
+    while client.pid is not None and client.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     info(f"stopped {state}")
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.proxy.window import WindowStats
@@ -19,7 +20,8 @@ from shipyard.delivery import phases
 from shipyard.engine.model import Rollout, State
 from shipyard.proxy.model import cluster_name
 from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, evaluate
-from shipyard.delivery.gates import run_gates
+from shipyard.delivery.gates import GateSandbox, run_gates
+from shipyard.runtime.capabilities import capabilities
 from shipyard.spec.models import ApprovalGate
 
 if TYPE_CHECKING:
@@ -34,6 +36,11 @@ class RolloutRunner:
     def __init__(self, reconciler: "Reconciler") -> None:
         self.reconciler = reconciler
         self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self.workdir: Path | None = None  # the applied revision's directory: command gates run there
+
+    def sandbox(self) -> GateSandbox:
+        """Command gates run in the instances' sandbox, the state dir (API socket, token) masked."""
+        return GateSandbox(capabilities().bwrap, (self.reconciler.state_dir,))
 
     def tick(self, now: float) -> None:
         """Start the gate runs and analyses that are due; at most one task per rollout position."""
@@ -83,7 +90,9 @@ class RolloutRunner:
         else:
             gates = strategy.canary.pre_promotion if service.strategy == "canary" else strategy.blue_green.pre_promotion
         target = self._target_url(rollout)
-        results = await run_gates(gates, target, service=rollout.service, release=rollout.target)
+        sandbox = await asyncio.to_thread(self.sandbox)  # the first call probes bubblewrap
+        results = await run_gates(gates, target, service=rollout.service, release=rollout.target,
+                                  cwd=self.workdir, sandbox=sandbox)
         passed = all(r.passed for r in results) and len(results) == sum(not isinstance(g, ApprovalGate) for g in gates)
         detail = "; ".join(r.detail for r in results) or "no checks to run"
         if passed and any(isinstance(g, ApprovalGate) for g in gates):

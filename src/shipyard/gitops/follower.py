@@ -61,7 +61,7 @@ class Environment(Protocol):
     def build(self, directory: Path, revision: str) -> DesiredState:
         """Render and validate DIRECTORY into a desired state; SpecError when invalid. Safe in a thread."""
 
-    def install(self, desired: DesiredState, origin: str) -> None:
+    def install(self, desired: DesiredState, origin: str, directory: Path | None = None) -> None:
         """Make DESIRED the environment's desired state. On the event loop."""
 
 
@@ -235,7 +235,7 @@ class Follower:
             return self._reject(commit, [" ".join(str(p).splitlines()) for p in exc.problems], trigger)
         except SourceError as exc:
             return self._reject(commit, [str(exc)], trigger)
-        self.env.install(desired, f"commit {commit.short} of {self.settings.label}")
+        self.env.install(desired, f"commit {commit.short} of {self.settings.label}", root)
         self.applied = {"url": self.settings.url, "path": self.settings.path, "sha": commit.sha, "snapshot_hash": content,
                         "commit": commit_record(commit)}
         self.env.store.put(APPLIED_KEY, self.applied)
@@ -276,7 +276,7 @@ class Follower:
             changed = await asyncio.to_thread(changed_artifacts, self.env.state_dir, self.env.base)
             await asyncio.to_thread(restore_artifacts, self.env.state_dir, self.env.base, root, changed)
         desired = await asyncio.to_thread(self.env.build, root, sha)
-        self.env.install(desired, f"commit {sha[:12]} of {self.settings.label}")
+        self.env.install(desired, f"commit {sha[:12]} of {self.settings.label}", root)
         if content != self.applied.get("snapshot_hash"):
             self.applied = {**self.applied, "snapshot_hash": content}
             self.env.store.put(APPLIED_KEY, self.applied)

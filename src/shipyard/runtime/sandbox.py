@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from shipyard.runtime.base import InstanceSpec
@@ -84,3 +85,21 @@ def writable_paths(spec: InstanceSpec, sandboxed: bool) -> tuple[str, ...]:
     if not sandboxed:
         return ("/",)
     return (_abs(spec.data_dir), *PRIVATE_WRITABLE)
+
+
+def command_argv(argv: Sequence[str], workdir: Path, hidden_dirs: Sequence[Path], bwrap: str = "bwrap") -> list[str]:
+    """A one-off command (a rollout gate) in the instances' sandbox: read-only host, the hidden dirs (the
+    state dir, with the control plane's socket and token) masked, WORKDIR read-only and current, a private
+    /tmp. Unlike an instance it dies with its parent: a gate never outlives its run.
+    """
+    work = _abs(workdir)
+    hidden = sorted({_abs(h) for h in hidden_dirs}, key=lambda p: (p.count("/"), p))
+    command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+               "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--cap-drop", "ALL", "--die-with-parent"]
+    for directory in hidden:
+        command += ["--tmpfs", directory]
+    if any(_under(work, h) for h in hidden):
+        command += ["--dir", work]
+    for directory in hidden:
+        command += ["--remount-ro", directory]
+    return [*command, "--ro-bind", work, work, "--chdir", work, "--", *argv]

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from shipyard.errors import Problem, SpecError
 from shipyard.flags.evaluate import FlagSet
 from shipyard.flags.files import load_flags
+from shipyard.spec.artifact_path import artifact_problem
 from shipyard.spec.hints import closest
 from shipyard.spec.load import ProjectSource, file_has_problems, load_project, service_data
 from shipyard.spec.merge import merge, merge_positions
@@ -168,7 +169,7 @@ def _check_references(
             if route in routes:
                 problems.append(_at(locate, ("ingress",), f"the same ingress host and path as `{routes[route]}`"))
             routes.setdefault(route, name)
-        problem = _check_artifact(source.root, service.artifact.path)
+        problem = artifact_problem(source.root, service.artifact.path)
         if problem:
             problems.append(_at(locate, ("artifact", "path"), problem))
     return problems
@@ -179,15 +180,6 @@ def _missing_dependency(source: ProjectSource, dependency: str) -> str:
         return f"needs `{dependency}`, which this environment does not deploy"
     hint = closest(dependency, source.services)
     return f"unknown service `{dependency}`" + (f"; did you mean `{hint}`?" if hint else "")
-
-
-def _check_artifact(root: Path, relative: str) -> str | None:
-    path = Path(relative)
-    if path.is_absolute() or ".." in path.parts:
-        return f"must be a directory inside the project, got {relative!r}"
-    if not (root / path).is_dir():
-        return f"no directory {relative!r} in the project"
-    return None
 
 
 def _at(locate, path: PathKey, message: str) -> Problem:  # type: ignore[no-untyped-def]
