@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from shipyard.artifacts.errors import ArtifactError, NotFound
+from shipyard.artifacts.stores import open_store, store_location
 from shipyard.errors import Problem, SpecError
 from shipyard.spec.hints import closest
 from shipyard.spec.load import ProjectSource, file_has_problems, load_project, service_data
@@ -27,17 +29,22 @@ class DesiredEnvironment:
     environment: str
     root: Path
     services: dict[str, Service]
+    store: str | None = None                                    # the project's `store:` (artifact images)
+    digests: dict[str, str] = field(default_factory=dict)      # service → resolved digest of its image
 
     def to_dict(self) -> dict[str, Any]:
         """The shape `shipyard render -o json` prints: every effective field, services sorted by name."""
-        return {
-            "project": self.project,
-            "environment": self.environment,
-            "services": {
-                name: self.services[name].model_dump(mode="json", by_alias=True, exclude={"api_version", "kind"})
-                for name in sorted(self.services)
-            },
-        }
+        services = {}
+        for name in sorted(self.services):
+            data = self.services[name].model_dump(mode="json", by_alias=True, exclude={"api_version", "kind"})
+            artifact = data["artifact"]
+            for key in ("path", "image"):
+                if artifact.get(key) is None:
+                    artifact.pop(key, None)
+            if name in self.digests:
+                artifact["digest"] = self.digests[name]
+            services[name] = data
+        return {"project": self.project, "environment": self.environment, "services": services}
 
 
 def render(root: Path, environment: str) -> DesiredEnvironment:
@@ -84,9 +91,41 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
     problems.extend(_check_references(source, services, positions, set(env_model.services)))
+    store = source.project.store if source.project else None
+    digests: dict[str, str] = {}
+    if not problems:
+        digests, image_problems = resolve_images(source.root, store, services,
+                                                 {n: _locator(p, env_doc.file) for n, p in positions.items()})
+        problems.extend(image_problems)
     if problems or source.project is None:
         return None, problems
-    return DesiredEnvironment(source.project.name, environment, source.root, services), problems
+    return DesiredEnvironment(source.project.name, environment, source.root, services, store, digests), problems
+
+
+def resolve_images(root: Path, store: str | None, services: dict[str, Service],
+                   locators: dict[str, Any]) -> tuple[dict[str, str], list[Problem]]:
+    """Each `artifact.image` service's digest at its version; a Problem at `version` for one not in the store."""
+    wanted = {name: s for name, s in services.items() if s.artifact.image is not None}
+    if not wanted:
+        return {}, []
+    digests: dict[str, str] = {}
+    problems: list[Problem] = []
+    try:
+        opened = open_store(store_location(None, store, root))
+    except ArtifactError as exc:
+        return {}, [_at(locators[name], ("artifact", "image"), str(exc)) for name in sorted(wanted)]
+    for name in sorted(wanted):
+        service = wanted[name]
+        image = service.artifact.image or ""
+        try:
+            digests[name] = opened.resolve(image, service.version)
+        except NotFound as exc:
+            known = ", ".join(exc.versions) or "none"
+            problems.append(_at(locators[name], ("version",), f"service `{name}`: version `{service.version}` of "
+                                f"artifact `{image}` is not in the store {opened.location} (versions: {known})"))
+        except ArtifactError as exc:
+            problems.append(_at(locators[name], ("artifact", "image"), str(exc)))
+    return digests, problems
 
 
 def _merge_service(
@@ -157,7 +196,7 @@ def _check_references(
             if route in routes:
                 problems.append(_at(locate, ("ingress",), f"the same ingress host and path as `{routes[route]}`"))
             routes.setdefault(route, name)
-        problem = _check_artifact(source.root, service.artifact.path)
+        problem = _check_artifact(source.root, service.artifact.path) if service.artifact.path is not None else None
         if problem:
             problems.append(_at(locate, ("artifact", "path"), problem))
     return problems
