@@ -73,9 +73,32 @@ def rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class Built:
+    """An image before its manifest: what is tested and shipped (config, layers), and its provenance."""
+
+    descriptor: ArtifactFile
+    config: dict[str, Any]
+    layers: list[oci.Layer]
+    annotations: dict[str, str]
+
+    def image(self, pipeline: list[dict[str, Any]] | None = None) -> oci.Image:
+        """The image, with PIPELINE (stage results) in its provenance when given."""
+        annotations = dict(self.annotations)
+        if pipeline is not None:
+            annotations[oci.PIPELINE] = oci.canonical({"stages": pipeline}).decode()
+        return oci.assemble(self.config, self.layers, annotations)
+
+
 def build_image(source: Path, version: str, pipeline: list[dict[str, Any]] | None = None,
                 descriptor: ArtifactFile | None = None) -> tuple[ArtifactFile, oci.Image]:
     """The app image of SOURCE at VERSION; PIPELINE (stage results) goes into its provenance."""
+    built = build(source, version, descriptor)
+    return built.descriptor, built.image(pipeline)
+
+
+def build(source: Path, version: str, descriptor: ArtifactFile | None = None) -> Built:
+    """Read SOURCE once into the layer, config and provenance of its app image."""
     descriptor = descriptor or load_descriptor(source)
     if descriptor.base != "host":
         raise ArtifactError(f"{source / FILE_NAME}: base {descriptor.base!r}: `shipyard build` makes app images "
@@ -103,9 +126,7 @@ def build_image(source: Path, version: str, pipeline: list[dict[str, Any]] | Non
     revision = info.revision + ("-dirty" if info.dirty else "")
     annotations = {oci.SOURCE: info.url, oci.REVISION: revision, oci.VERSION: version, oci.CREATED: created,
                    oci.TITLE: descriptor.name, oci.BASE: "host", oci.DIRTY: str(info.dirty).lower()}
-    if pipeline is not None:
-        annotations[oci.PIPELINE] = oci.canonical({"stages": pipeline}).decode()
-    return descriptor, oci.assemble(config, [layer], annotations)
+    return Built(descriptor, config, [layer], annotations)
 
 
 def _dedupe(entries: list[oci.FileEntry]) -> list[oci.FileEntry]:

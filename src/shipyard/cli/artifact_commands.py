@@ -111,3 +111,45 @@ def _tests(stage: dict[str, object]) -> str | None:
 
 
 COMMANDS = [build, artifacts]
+
+
+@click.group(epilog="""\b
+Examples:
+  shipyard pipeline run examples/shop/apps/catalog --version 1.3.0
+""")
+def pipeline() -> None:
+    """Run a service's pipeline: test, build once, test the artifact, publish."""
+
+
+@pipeline.command("run", epilog="""\b
+The stages come from artifact.yaml (`pipeline.stages`). They run in order, sandboxed with only
+SOURCE_DIR writable; the `component` stage runs after the build against the built artifact, started
+in a throwaway sandbox, at $TARGET_URL. The first failure stops the pipeline: exit 1, nothing
+published. A stage may write JUnit XML to $SHIPYARD_JUNIT_XML for test counts in the provenance.
+
+\b
+Examples:
+  shipyard pipeline run examples/shop/apps/catalog --version 1.3.0
+  shipyard pipeline run ./catalog --version 1.3.0 --store 127.0.0.1:5000/shop -o json
+""")
+@SOURCE_DIR
+@click.option("--version", "version", required=True, metavar="V", help="The version (tag) to publish it as.")
+@STORE_OPTION
+@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
+def pipeline_run(source: Path, version: str, store: str | None, output: str) -> None:
+    """Run the stages, build the artifact once, test it, and publish it with the stage results."""
+    from shipyard.artifacts.pipeline import run_pipeline
+
+    target = open_store(store_location(store))
+    started = time.monotonic()
+    run = run_pipeline(source, version, target, info)
+    if output != "text":
+        emit(run.to_dict(), output)
+    if run.failed:
+        raise click.ClickException(f"pipeline failed at stage `{run.failed}`; nothing was published")
+    info(f"pipeline passed in {time.monotonic() - started:.2f}s")
+    if output == "text":
+        click.echo(f"{run.name}:{version}@{run.digest}")
+
+
+COMMANDS.append(pipeline)
