@@ -196,3 +196,6 @@ def test_a_busybox_image_runs_isolated_with_health_checks_and_rolls_without_down
         worker.join()
     assert failures == []
     assert answers == {b"one", b"two"}
+    latest = json.loads(plane.cli("rollout", "history", "web", "-o", "json").stdout)[0]
+    assert (latest["version"], latest["digest"]) == ("2.0.0", plane.service("web")["digest"])
+    assert latest["digest"][:19] in plane.cli("rollout", "history", "web").stdout
