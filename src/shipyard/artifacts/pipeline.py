@@ -31,7 +31,7 @@ from shipyard.artifacts.pull import apply_layer
 from shipyard.artifacts.stores import ArtifactStore
 
 COMPONENT = "component"
-JUNIT_DIR = ".shipyard"
+JUNIT_DIR = ".shipyard"           # scratch dir of a run in the source dir (JUnit files, the component root)
 START_TIMEOUT = 20.0
 Report = Callable[[str], None]
 
@@ -67,6 +67,13 @@ class PipelineRun:
 def run_pipeline(source: Path, version: str, store: ArtifactStore, report: Report) -> PipelineRun:
     """Run SOURCE's pipeline and publish VERSION to STORE if every stage passed."""
     source = source.resolve()
+    try:
+        return _run(source, version, store, report)
+    finally:
+        shutil.rmtree(source / JUNIT_DIR, ignore_errors=True)   # the stages' scratch dir leaves no trace
+
+
+def _run(source: Path, version: str, store: ArtifactStore, report: Report) -> PipelineRun:
     descriptor = load_descriptor(source)
     run = PipelineRun(descriptor.name, version)
     bwrap = shutil.which("bwrap")
