@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.artifacts.stores import ArtifactStore, open_store, store_location
-from shipyard.engine.images import pinned_digest, prepare_image
+from shipyard.engine.images import collect_garbage, pinned_digest, prepare_image
 from shipyard.engine.model import DesiredService
 from shipyard.engine.releases import build_release, desired_service
 from shipyard.engine.snapshot import ensure_snapshot, tree_hash
@@ -76,4 +76,6 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
         release = build_release(service, snapshot, endpoints)
         store.save_release(release)
         services[name] = desired_service(service, release, endpoints.get(name))
+    if artifacts is not None or (state_dir / "artifacts").is_dir():
+        collect_garbage(store, state_dir, [s.release for s in services.values()])
     return DesiredState(rendered.environment, rendered.project, revision, services, dict(rendered.services))
