@@ -7,6 +7,7 @@
     ├── DataPlaneError            Envoy could not be started or rejected a configuration
     ├── ControlPlaneError         the control plane's API is unreachable or answered with an error
     ├── source.errors.SourceError a git repository could not be fetched, read, exported or changed
+    ├── artifacts.errors          ArtifactError (build, store, pull), NotFound (with the versions), DigestMismatch
     └── analysis.errors           NoData (no samples yet: hold) and ProviderError (a metric query failed)
 
 Errors are translated at the boundary (`raise SpecError(...) from exc`), so callers above a module

@@ -93,3 +93,8 @@ def test_an_unreachable_registry_fails_fast(tmp_path: Path) -> None:
     from tests.controlplane import free_port
     with pytest.raises(ArtifactError, match="cannot reach the registry"):
         RegistryStore(f"127.0.0.1:{free_port()}/team").versions("hello")
+
+
+def test_a_malformed_digest_is_refused_before_any_file_is_read(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="not a sha256 digest"):
+        LayoutStore(tmp_path).blob("hello", "sha256:../../../etc/passwd")

@@ -66,7 +66,7 @@ class LayoutStore:
         return self.blob(name, digest)
 
     def blob(self, name: str, digest: str) -> bytes:
-        path = self.root / name / "blobs" / digest.replace(":", "/", 1)
+        path = oci.blob_path(self.root / name / "blobs", digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
@@ -74,7 +74,7 @@ class LayoutStore:
         return oci.verify(data, digest, f"{name}@{digest} in {self.location}")
 
     def _put_blob(self, directory: Path, digest: str, data: bytes) -> None:
-        path = directory / "blobs" / digest.replace(":", "/", 1)
+        path = oci.blob_path(directory / "blobs", digest)
         if not path.exists():
             oci.write_file(path, data)
 

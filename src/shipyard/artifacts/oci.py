@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -148,6 +149,16 @@ def parse_json(data: bytes, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ArtifactError(f"{what} is not a JSON object")
     return value
+
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def blob_path(root: Path, digest: str) -> Path:
+    """ROOT/sha256/<hex> for a well-formed DIGEST; anything else (say, `sha256:../x`) is refused."""
+    if not DIGEST_RE.match(digest):
+        raise ArtifactError(f"not a sha256 digest: {digest!r}")
+    return root / "sha256" / digest.split(":", 1)[1]
 
 
 def verify(data: bytes, digest: str, what: str) -> bytes:

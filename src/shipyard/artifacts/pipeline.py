@@ -91,7 +91,7 @@ def _run(source: Path, version: str, store: ArtifactStore, report: Report) -> Pi
     report(f"✓ build in {time.monotonic() - started:.2f}s ({size} bytes, layers "
            f"{', '.join(oci.sha256(layer.blob)[:19] for layer in built.layers)})")
     for stage in component:
-        with _started(built, bwrap, report, source / JUNIT_DIR) as target:
+        with _ArtifactUnderTest(built, bwrap, report, source / JUNIT_DIR) as target:
             if not _stage(run, stage, source, bwrap, {"TARGET_URL": target}, report):
                 return run
     image = built.image([s.to_dict() for s in run.stages])
@@ -170,7 +170,7 @@ def junit_counts(path: Path) -> dict[str, int] | None:
     return counts
 
 
-class _started:
+class _ArtifactUnderTest:
     """The built artifact started in a throwaway sandbox (its own unpacked copy); yields its TARGET_URL."""
 
     def __init__(self, built: Built, bwrap: str | None, report: Report, work: Path) -> None:

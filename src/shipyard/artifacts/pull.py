@@ -52,7 +52,7 @@ class BlobCache:
         self.root = root
 
     def path(self, digest: str) -> Path:
-        return self.root / "blobs" / digest.replace(":", "/", 1)
+        return oci.blob_path(self.root / "blobs", digest)
 
     def fetch(self, store: ArtifactStore, name: str, digest: str, manifest: bool = False) -> Path:
         path = self.path(digest)
