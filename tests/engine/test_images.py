@@ -199,3 +199,23 @@ def test_a_busybox_image_runs_isolated_with_health_checks_and_rolls_without_down
     latest = json.loads(plane.cli("rollout", "history", "web", "-o", "json").stdout)[0]
     assert (latest["version"], latest["digest"]) == ("2.0.0", plane.service("web")["digest"])
     assert latest["digest"][:19] in plane.cli("rollout", "history", "web").stdout
+
+
+def test_an_environment_pulls_its_version_from_a_registry_with_basic_auth(tmp_path: Path, planes, source: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.artifacts.registry import running_registry
+    shutil.copy(PROBE_APP / "app.py", source / "app.py")
+    monkeypatch.setenv("SHIPYARD_REGISTRY_USERNAME", "ci")
+    monkeypatch.setenv("SHIPYARD_REGISTRY_PASSWORD", "pa55")
+    with running_registry(tmp_path / "registry", "ci", "pa55") as registry:
+        location = f"{registry.host}/shop"
+        digest = run_cli("build", str(source), "--version", "1.0.0", "--store", location).stdout.strip().split("@")[1]
+        service = probe_service("hello", artifact={"image": "hello"})
+        project = _project(tmp_path / "project", Path(location), service, {"dev": "1.0.0"})
+        plane = ControlPlane(project, tmp_path / "state", "dev")
+        planes.append(plane)
+        plane.up()
+        plane.wait_ready("hello", 1)
+        assert plane.service("hello")["digest"] == digest
+        blobs = tmp_path / "state" / "artifacts" / "blobs" / "sha256"
+        assert (blobs / digest.split(":")[1]).is_file()   # pulled into the environment's verified cache
