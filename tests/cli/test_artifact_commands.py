@@ -44,3 +44,12 @@ def test_build_to_a_registry(source: Path, tmp_path: Path) -> None:  # noqa: F81
         digest = run_cli("build", str(source), "--version", "2.0.0", "--store", store).stdout.strip().split("@")[1]
         listed = json.loads(run_cli("artifacts", "list", "hello", "--store", store, "-o", "json").stdout)
         assert [(r["version"], r["digest"]) for r in listed] == [("2.0.0", digest)]
+
+
+def test_the_nearest_projects_store_is_used(source: Path, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "shipyard.yaml").write_text("apiVersion: shipyard/v1\nkind: Project\nname: p\n"
+                                            "environments: [dev]\nstore: artifacts\n")
+    env = {"SHIPYARD_STORE": ""}
+    digest = run_cli("build", str(source), "--version", "3.0.0", env=env).stdout.strip().split("@")[1]
+    index = json.loads((tmp_path / "artifacts" / "hello" / "index.json").read_text())
+    assert [m["digest"] for m in index["manifests"]] == [digest]

@@ -9,13 +9,13 @@ import click
 
 from shipyard.artifacts.build import build_image
 from shipyard.artifacts.describe import inspect_artifact, list_artifacts
-from shipyard.artifacts.stores import open_store, store_location
+from shipyard.artifacts.stores import cli_store_location, open_store
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 
 STORE_OPTION = click.option(
     "--store", metavar="DIR|REGISTRY",
-    help="An OCI layout directory or a registry HOST[:PORT]/PREFIX (default: $SHIPYARD_STORE, else "
-         "~/.shipyard/artifacts).")
+    help="An OCI layout directory or a registry HOST[:PORT]/PREFIX (default: $SHIPYARD_STORE, else `store:` of "
+         "the nearest shipyard.yaml, else ~/.shipyard/artifacts).")
 SOURCE_DIR = click.argument("source", metavar="SOURCE_DIR",
                             type=click.Path(exists=True, file_okay=False, path_type=Path))
 
@@ -36,7 +36,7 @@ Examples:
 def build(source: Path, version: str, store: str | None) -> None:
     """Build a service's source directory into one OCI image and publish it to the store."""
     started = time.monotonic()
-    target = open_store(store_location(store))
+    target = open_store(cli_store_location(store, source))
     descriptor, image = build_image(source, version)
     digest = target.push(descriptor.name, version, image)
     size = sum(len(blob) for blob in image.blobs.values())
@@ -65,7 +65,7 @@ Examples:
 @OUTPUT_OPTION
 def list_command(name: str | None, store: str | None, output: str) -> None:
     """Every version of NAME (or of every artifact) with its digest and source revision."""
-    rows = list_artifacts(open_store(store_location(store)), name)
+    rows = list_artifacts(open_store(cli_store_location(store, Path.cwd())), name)
     if output != "table":
         emit(rows, output)
         return
@@ -88,7 +88,7 @@ def inspect_command(reference: str, store: str | None, output: str) -> None:
     name, sep, version = reference.partition(":")
     if not sep or not name or not version:
         raise click.UsageError(f"expected NAME:VERSION, got {reference!r}")
-    record = inspect_artifact(open_store(store_location(store)), name, version)
+    record = inspect_artifact(open_store(cli_store_location(store, Path.cwd())), name, version)
     if output != "table":
         emit(record, output)
         return
@@ -140,7 +140,7 @@ def pipeline_run(source: Path, version: str, store: str | None, output: str) -> 
     """Run the stages, build the artifact once, test it, and publish it with the stage results."""
     from shipyard.artifacts.pipeline import run_pipeline
 
-    target = open_store(store_location(store))
+    target = open_store(cli_store_location(store, source))
     started = time.monotonic()
     run = run_pipeline(source, version, target, info)
     if output != "text":
