@@ -1,15 +1,19 @@
-"""Unpacking layers: whiteouts, opaque dirs, symlinks kept inside the root (pure file work, real tars)."""
+"""Unpacking layers (whiteouts, opaque dirs, symlinks kept inside the root) and choosing from an index."""
 
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from shipyard.artifacts import oci
 from shipyard.artifacts.errors import ArtifactError
-from shipyard.artifacts.pull import apply_layer
+from shipyard.artifacts.layout import LayoutStore
+from shipyard.artifacts.pull import PLATFORM_ARCH, BlobCache, apply_layer, pull, unpack
+from tests.engine.test_images import _busybox_image
 
 
 def _tar(*entries: tuple[str, str, bytes | str]) -> bytes:
@@ -54,3 +58,24 @@ def test_symlinks_resolve_inside_the_root(tmp_path: Path) -> None:
 def test_entries_that_climb_out_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="escapes the root"):
         apply_layer(tmp_path, _tar(("file", "../outside", "x")))
+
+
+def test_an_index_resolves_to_this_machines_image(tmp_path: Path) -> None:
+    _busybox_image(tmp_path / "store" / "web", "1.0.0", "hi")
+    store = LayoutStore(tmp_path / "store")
+    image = store.resolve("web", "1.0.0")
+    size = len(store.manifest("web", image))
+    index = oci.canonical({"schemaVersion": 2, "mediaType": oci.INDEX, "manifests": [
+        {"mediaType": oci.MANIFEST, "digest": "sha256:" + "0" * 64, "size": 1,
+         "platform": {"os": "linux", "architecture": "s390x"}},
+        {"mediaType": oci.MANIFEST, "digest": image, "size": size,
+         "platform": {"os": "linux", "architecture": PLATFORM_ARCH}}]})
+    (tmp_path / "store" / "web" / "blobs" / "sha256" / oci.sha256(index).split(":")[1]).write_bytes(index)
+    entry = {"mediaType": oci.INDEX, "digest": oci.sha256(index), "size": len(index),
+             "annotations": {oci.REF_NAME: "multi"}}
+    layout = json.loads((tmp_path / "store" / "web" / "index.json").read_text())
+    layout["manifests"].append(entry)
+    (tmp_path / "store" / "web" / "index.json").write_text(json.dumps(layout))
+    pulled = pull(store, "web", store.resolve("web", "multi"), BlobCache(tmp_path / "cache"))
+    assert pulled.digest == oci.sha256(index)
+    assert (unpack(pulled, tmp_path / "roots") / "www" / "index.html").read_text() == "hi"

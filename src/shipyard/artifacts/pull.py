@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import os
+import platform
 import shutil
 import tarfile
 import tempfile
@@ -26,6 +27,7 @@ from shipyard.artifacts.stores import ArtifactStore
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
+PLATFORM_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 MOUNT_POINTS = ("dev", "proc", "tmp", "data")   # where bubblewrap mounts /dev, /proc, /tmp and the data dir
 
 
@@ -65,6 +67,11 @@ class BlobCache:
 def pull(store: ArtifactStore, name: str, digest: str, cache: BlobCache) -> Pulled:
     """Manifest, config and layers of NAME@DIGEST in the cache (only what is missing is fetched)."""
     manifest = oci.parse_json(cache.fetch(store, name, digest, manifest=True).read_bytes(), f"manifest {digest}")
+    if "manifests" in manifest:   # an index (multi-platform image): this machine's entry
+        chosen = platform_manifest(manifest)
+        if chosen is None:
+            raise ArtifactError(f"{name}@{digest}: the index has no image for linux/{PLATFORM_ARCH}")
+        manifest = oci.parse_json(cache.fetch(store, name, chosen, manifest=True).read_bytes(), f"manifest {chosen}")
     if "layers" not in manifest or "config" not in manifest:
         raise ArtifactError(f"{name}@{digest} is not an image manifest (media type "
                             f"{manifest.get('mediaType', 'unknown')})")
@@ -72,6 +79,15 @@ def pull(store: ArtifactStore, name: str, digest: str, cache: BlobCache) -> Pull
     config = oci.parse_json(cache.fetch(store, name, config_digest).read_bytes(), f"config {config_digest}")
     layers = tuple(cache.fetch(store, name, layer["digest"]) for layer in manifest["layers"])
     return Pulled(name, digest, manifest, config, layers)
+
+
+def platform_manifest(index: dict[str, Any]) -> str | None:
+    """The digest of the linux/amd64 (this machine's) image of an OCI index or Docker manifest list."""
+    for entry in index.get("manifests", []):
+        wanted = entry.get("platform") or {}
+        if wanted.get("os", "linux") == "linux" and wanted.get("architecture", PLATFORM_ARCH) == PLATFORM_ARCH:
+            return str(entry["digest"])
+    return None
 
 
 def unpack(pulled: Pulled, roots: Path) -> Path:

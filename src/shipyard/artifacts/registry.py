@@ -22,7 +22,7 @@ from shipyard.artifacts import oci
 from shipyard.artifacts.errors import ArtifactError, NotFound
 from shipyard.artifacts.layout import _version_key
 
-ACCEPT = [oci.MANIFEST, oci.DOCKER_MANIFEST]
+ACCEPT = [oci.MANIFEST, oci.DOCKER_MANIFEST, oci.INDEX, oci.DOCKER_LIST]
 CONNECT_TIMEOUT = 5.0
 CREDENTIALS_HINT = "set SHIPYARD_REGISTRY_USERNAME/PASSWORD or log in with ~/.docker/config.json"
 logging.getLogger("oras").setLevel(logging.CRITICAL)   # its own logging would print credentials hints
