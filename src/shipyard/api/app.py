@@ -61,7 +61,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
 
     async def rollout_history(request: Request) -> Response:
         service = request.path_params["service"]
-        return JSONResponse([vars(r) for r in plane.store.rollout_history(service)])
+        return JSONResponse([_with_artifact(plane.store, vars(r)) for r in plane.store.rollout_history(service)])
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -82,3 +82,10 @@ def build_app(plane: "ControlPlane") -> Starlette:
 
 def _error(code: int, reason: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": reason, "message": message, **extra}, status_code=code)
+
+
+def _with_artifact(store: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """A rollout record with its target release's version and artifact digest (None for a local source)."""
+    release = store.release(record.get("target") or "")
+    return {**record, "version": release.version if release else None,
+            "digest": (release.digest or None) if release else None}

@@ -205,6 +205,15 @@ def _wait_ready(client: Client, deadline: float) -> None:
     info("warning: not every service is ready yet; see `shipyard status` and `shipyard events`")
 
 
+def _artifact_text(artifact: dict[str, Any] | None) -> str | None:
+    """`catalog@sha256:1a2b3c4d5e6f` for a built image, `local source` for `artifact.path`."""
+    if not artifact:
+        return None
+    if artifact.get("source") == "image":
+        return f"{artifact['image']}@{artifact['digest'][:19]}"
+    return "local source"
+
+
 def _print_summary(status: dict[str, Any]) -> None:
     rows = [(s["name"], s["version"], f"{s['ready_replicas']}/{s['desired_replicas']}", s["endpoint"] or
              ", ".join(f"http://127.0.0.1:{i['port']}" for i in s["instances"] if i["state"] == "ready"))
@@ -304,8 +313,8 @@ def status(state_dir: Path | None, output: str) -> None:
         click.echo(f"flags {len(document['flags'])} served over OFREP at {document.get('ofrep')}  "
                    "(shipyard flags list)")
     rows = [(s["name"], s["version"], f"{s['ready_replicas']}/{s['desired_replicas']}", s["endpoint"],
-             _rollout_text(s.get("rollout"))) for s in document["services"]]
-    table(["service", "version", "ready", "endpoint", "rollout"], rows)
+             _rollout_text(s.get("rollout")), _artifact_text(s.get("artifact"))) for s in document["services"]]
+    table(["service", "version", "ready", "endpoint", "rollout", "artifact"], rows)
     click.echo()
     table(["instance", "version", "state", "pid", "port", "restarts", "last exit", "sandbox", "memory", "cpu"],
           [_instance_row(i) for s in document["services"] for i in s["instances"]])

@@ -30,6 +30,9 @@ def _register() -> None:
     for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS, *gitops_commands.COMMANDS,
                     *rollout_commands.COMMANDS, *export_commands.COMMANDS, *flag_commands.COMMANDS]:
         cli.add_command(command)
+    from shipyard.cli import artifact_commands
+    for command in artifact_commands.COMMANDS:
+        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

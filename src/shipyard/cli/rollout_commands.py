@@ -111,9 +111,10 @@ def history(service: str, state_dir: Path | None, output: str) -> None:
     if output != "table":
         emit(records, output)
         return
-    table(["started", "release", "from", "strategy", "status", "message"],
+    table(["started", "release", "version", "digest", "from", "strategy", "status", "message"],
           [(datetime.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"), r["target"],
-            r["previous"], r["strategy"], r["status"], r["message"]) for r in records])
+            r.get("version"), (r.get("digest") or "local source")[:19], r["previous"], r["strategy"], r["status"],
+            r["message"]) for r in records])
 
 
 @rollout.command(epilog="""\b

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard.artifacts.stores import ArtifactStore, open_store, store_location
+from shipyard.engine.images import collect_garbage, pinned_digest, prepare_image
 from shipyard.engine.model import DesiredService
 from shipyard.engine.releases import build_release, desired_service
 from shipyard.engine.snapshot import ensure_snapshot, tree_hash
@@ -63,12 +65,24 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
                   endpoints: dict[str, int]) -> DesiredState:
     """Snapshot each artifact, record each release, and describe what should run."""
     services = {}
+    artifacts: ArtifactStore | None = None
     for name, service in sorted(rendered.services.items()):
-        source = rendered.root / service.artifact.path
+        if service.artifact.image is not None:
+            artifacts = artifacts or open_store(store_location(None, rendered.store, rendered.root))
+            resolved = rendered.digests.get(name) or artifacts.resolve(service.artifact.image, service.version)
+            digest = pinned_digest(store, artifacts.location, service.artifact.image, service.version, resolved)
+            snapshot, image = prepare_image(artifacts, service.artifact.image, digest, state_dir)
+            release = build_release(service, snapshot, endpoints, image)
+            store.save_release(release)
+            services[name] = desired_service(service, release, endpoints.get(name))
+            continue
+        source = rendered.root / (service.artifact.path or ".")
         snapshot = tree_hash(source)
         ensure_snapshot(source, state_dir / "snapshots", snapshot)
         release = build_release(service, snapshot, endpoints)
         store.save_release(release)
         services[name] = desired_service(service, release, endpoints.get(name))
+    if artifacts is not None or (state_dir / "artifacts").is_dir():
+        collect_garbage(store, state_dir, [s.release for s in services.values()])
     return DesiredState(rendered.environment, rendered.project, revision, services, dict(rendered.services),
                         rendered.flags)

@@ -45,13 +45,25 @@ class Release:
     readiness: Probe
     liveness: Probe
     startup_timeout: float
+    digest: str = ""         # the artifact image's manifest digest ("" for a local `artifact.path` source)
+    image: str = ""          # the artifact's name in the store
+    rootfs: bool = False     # a full image: the snapshot is the instance's `/`
+    workdir: str = ""        # a full image's working directory
+
+    @property
+    def source(self) -> str:
+        """`image` for a built artifact, `local` for a snapshot of `artifact.path`."""
+        return "image" if self.digest else "local"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "id": self.id, "service": self.service, "version": self.version, "snapshot": self.snapshot,
             "command": list(self.command), "env": dict(self.env), "cpu": self.cpu, "memory": self.memory,
             "readiness": vars(self.readiness), "liveness": vars(self.liveness), "startup_timeout": self.startup_timeout,
         }
+        if self.digest:
+            data.update(digest=self.digest, image=self.image, rootfs=self.rootfs, workdir=self.workdir)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Release":
@@ -59,7 +71,8 @@ class Release:
             id=data["id"], service=data["service"], version=data["version"], snapshot=data["snapshot"],
             command=tuple(data["command"]), env=tuple(sorted(data["env"].items())), cpu=data["cpu"],
             memory=data["memory"], readiness=Probe(**data["readiness"]), liveness=Probe(**data["liveness"]),
-            startup_timeout=data["startup_timeout"],
+            startup_timeout=data["startup_timeout"], digest=data.get("digest", ""), image=data.get("image", ""),
+            rootfs=bool(data.get("rootfs", False)), workdir=data.get("workdir", ""),
         )
 
 

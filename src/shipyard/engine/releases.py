@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.engine.model import DesiredService, Probe, Progressive, Release, Rolling
@@ -17,21 +18,38 @@ def dependency_env(needs: list[str], endpoints: dict[str, int]) -> dict[str, str
             for name in needs if name in endpoints}
 
 
-def build_release(service: Service, snapshot: str, endpoints: dict[str, int]) -> Release:
+@dataclass(frozen=True)
+class ImageRun:
+    """What a pulled artifact image contributes to a release: its digest, command, env defaults, kind."""
+
+    name: str
+    digest: str
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    rootfs: bool = False
+    workdir: str = ""
+
+
+def build_release(service: Service, snapshot: str, endpoints: dict[str, int], image: ImageRun | None = None) -> Release:
     """The release a service's spec asks for; its id hashes everything that defines it."""
-    env = {**service.env, **dependency_env(service.needs, endpoints)}
+    env = {**(image.env if image else {}), **service.env, **dependency_env(service.needs, endpoints)}
+    command = tuple(service.artifact.command) or (image.command if image else ())
     fields = {
-        "version": service.version, "snapshot": snapshot, "command": service.artifact.command,
+        "version": service.version, "snapshot": snapshot, "command": list(command),
         "env": dict(sorted(env.items())), "cpu": service.resources.cpu, "memory": service.resources.memory,
         "readiness": service.health.readiness.model_dump(), "liveness": service.health.liveness.model_dump(),
         "startup_timeout": service.health.startup_timeout,
     }
+    if image:
+        fields.update(digest=image.digest, rootfs=image.rootfs, workdir=image.workdir)
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return Release(
         id=f"{service.name}-{digest}", service=service.name, version=service.version, snapshot=snapshot,
-        command=tuple(service.artifact.command), env=tuple(sorted(env.items())), cpu=service.resources.cpu,
+        command=command, env=tuple(sorted(env.items())), cpu=service.resources.cpu,
         memory=service.resources.memory, readiness=_probe(service.health.readiness),
         liveness=_probe(service.health.liveness), startup_timeout=service.health.startup_timeout,
+        digest=image.digest if image else "", image=image.name if image else "",
+        rootfs=image.rootfs if image else False, workdir=image.workdir if image else "",
     )
 
 

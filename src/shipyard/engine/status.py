@@ -61,6 +61,8 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "name": name,
         "version": desired.release.version if desired else None,
         "release": desired.release.id if desired else None,
+        "digest": desired.release.digest or None if desired else None,
+        "artifact": _artifact(desired.release) if desired else None,
         "declared_release": declared.release.id if declared else None,
         "desired_replicas": desired.replicas if desired else 0,
         "ready_replicas": sum(i.state is State.READY for i in instances),
@@ -72,6 +74,14 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "instances": [_instance(reconciler, i) for i in instances],
         "traffic": _traffic(reconciler, name, instances),
     }
+
+
+def _artifact(release: Any) -> dict[str, Any]:
+    """Where the release's code comes from: a built image (name, digest, kind) or a local source path."""
+    if release.digest:
+        return {"source": "image", "image": release.image, "digest": release.digest,
+                "kind": "full" if release.rootfs else "app"}
+    return {"source": "local", "snapshot": release.snapshot}
 
 
 def _traffic(reconciler: "Reconciler", name: str, instances: list[Any]) -> dict[str, Any] | None:
@@ -104,6 +114,7 @@ def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
     return {
         "id": instance.id,
         "version": release.version if release else None,
+        "digest": release.digest or None if release else None,
         "release": instance.release,
         "pid": instance.pid,
         "port": instance.port,

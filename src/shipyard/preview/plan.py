@@ -151,6 +151,8 @@ def _render(source: ProjectSource, root: Path, names: list[str]) -> tuple[dict[s
 
 def _with_code(rendered: dict[str, Any], root: Path) -> dict[str, Any]:
     for service in rendered["services"].values():
+        if "path" not in service["artifact"]:
+            continue  # an image: its digest says what runs
         artifact = root / service["artifact"]["path"]
         service["artifact"]["code"] = tree_hash(artifact) if artifact.is_dir() else None
     return rendered

@@ -65,6 +65,9 @@ class ProcessDriver:
         _prepare(spec)
         groups, cgroup_notes = self._make_cgroups(spec, caps)
         bwrap = caps.bwrap if self._sandbox else None
+        if spec.rootfs and not bwrap:
+            raise RuntimeDriverError(f"instance {spec.instance_id}: a full OCI image needs bubblewrap to run with "
+                                     "its own root (" + ("; ".join(caps.sandbox_notes) or "sandbox disabled") + ")")
         run_dir = Path(spec.run_dir)
         status_file, pid_file = run_dir / STATUS_FILE, run_dir / PID_FILE
         stderr_path = run_dir / "stderr.log"

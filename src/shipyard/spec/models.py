@@ -12,6 +12,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -42,9 +43,33 @@ class Document(Model):
 
 
 class Artifact(Model):
-    path: str = Field(min_length=1, description="Directory of the config repository holding the service's code; "
-                      "snapshotted per release.")
-    command: list[str] = Field(min_length=1, description="argv run inside the snapshot, e.g. `[python3, app.py]`.")
+    path: Optional[str] = Field(default=None, min_length=1,
+                                description="Local source: a directory of the config repository holding the "
+                                "service's code, snapshotted per release (the inner loop).")
+    image: Optional[Name] = Field(default=None, description="An artifact in the store (`shipyard build`), "
+                                  "run at the service's `version`; the release pins its digest.")
+    command: list[str] = Field(description="argv run in the service's directory, e.g. `[python3, app.py]`; "
+                               "optional with `image` (the image's entrypoint and command).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _command_from_image(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("image") is not None and "command" not in data:
+            return {**data, "command": []}
+        return data
+
+    @field_validator("command")
+    @classmethod
+    def _command_for_path(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if not value and info.data.get("image") is None:
+            raise ValueError("List should have at least 1 item after validation, not 0")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Artifact":
+        if (self.path is None) == (self.image is None):
+            raise ValueError("give exactly one of `path` (local source) and `image` (a built artifact)")
+        return self
 
 
 class Endpoint(Model):
@@ -299,6 +324,10 @@ class Project(Document):
     kind: Literal["Project"]
     name: Name
     environments: list[Name] = Field(min_length=1, description="Ordered: the promotion path, e.g. `[dev, staging, prod]`.")
+    store: Optional[str] = Field(default=None, min_length=1,
+                                 description="Where `artifact.image` artifacts live: an OCI layout directory (relative "
+                                 "to the project) or a registry `HOST[:PORT]/PREFIX` (default ~/.shipyard/artifacts; "
+                                 "$SHIPYARD_STORE overrides it).")
 
 
 class Environment(Document):

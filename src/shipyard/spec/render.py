@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from shipyard.artifacts.errors import ArtifactError, NotFound
+from shipyard.artifacts.stores import open_store, store_location
 from shipyard.errors import Problem, SpecError
 from shipyard.flags.evaluate import FlagSet
 from shipyard.flags.files import load_flags
@@ -31,20 +33,25 @@ class DesiredEnvironment:
     root: Path
     services: dict[str, Service]
     flags: FlagSet | None = None  # the environment's feature flags (flagd format), see shipyard.flags
+    store: str | None = None                                    # the project's `store:` (artifact images)
+    digests: dict[str, str] = field(default_factory=dict)      # service → resolved digest of its image
 
     def to_dict(self) -> dict[str, Any]:
         """The shape `shipyard render -o json` prints: every effective field, services sorted by name.
 
         With flags, `flags` is the environment's flagd flag file (overlays merged, `$ref`s resolved).
         """
-        rendered = {
-            "project": self.project,
-            "environment": self.environment,
-            "services": {
-                name: self.services[name].model_dump(mode="json", by_alias=True, exclude={"api_version", "kind"})
-                for name in sorted(self.services)
-            },
-        }
+        services = {}
+        for name in sorted(self.services):
+            data = self.services[name].model_dump(mode="json", by_alias=True, exclude={"api_version", "kind"})
+            artifact = data["artifact"]
+            for key in ("path", "image"):
+                if artifact.get(key) is None:
+                    artifact.pop(key, None)
+            if name in self.digests:
+                artifact["digest"] = self.digests[name]
+            services[name] = data
+        rendered: dict[str, Any] = {"project": self.project, "environment": self.environment, "services": services}
         if self.flags is not None and self.flags.flags:
             rendered["flags"] = self.flags.document
         return rendered
@@ -94,11 +101,44 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
     problems.extend(_check_references(source, services, positions, set(env_model.services)))
+    store = source.project.store if source.project else None
+    digests: dict[str, str] = {}
+    if not problems:
+        digests, image_problems = resolve_images(source.root, store, services,
+                                                 {n: _locator(p, env_doc.file) for n, p in positions.items()})
+        problems.extend(image_problems)
     flags, flag_problems = load_flags(source.root, env_doc)
     problems.extend(flag_problems)
     if problems or source.project is None:
         return None, problems
-    return DesiredEnvironment(source.project.name, environment, source.root, services, flags), problems
+    return (DesiredEnvironment(source.project.name, environment, source.root, services, flags, store, digests),
+            problems)
+
+
+def resolve_images(root: Path, store: str | None, services: dict[str, Service],
+                   locators: dict[str, Any]) -> tuple[dict[str, str], list[Problem]]:
+    """Each `artifact.image` service's digest at its version; a Problem at `version` for one not in the store."""
+    wanted = {name: s for name, s in services.items() if s.artifact.image is not None}
+    if not wanted:
+        return {}, []
+    digests: dict[str, str] = {}
+    problems: list[Problem] = []
+    try:
+        opened = open_store(store_location(None, store, root))
+    except ArtifactError as exc:
+        return {}, [_at(locators[name], ("artifact", "image"), str(exc)) for name in sorted(wanted)]
+    for name in sorted(wanted):
+        service = wanted[name]
+        image = service.artifact.image or ""
+        try:
+            digests[name] = opened.resolve(image, service.version)
+        except NotFound as exc:
+            known = ", ".join(exc.versions) or "none"
+            problems.append(_at(locators[name], ("version",), f"service `{name}`: version `{service.version}` of "
+                                f"artifact `{image}` is not in the store {opened.location} (versions: {known})"))
+        except ArtifactError as exc:
+            problems.append(_at(locators[name], ("artifact", "image"), str(exc)))
+    return digests, problems
 
 
 def _merge_service(
@@ -169,7 +209,7 @@ def _check_references(
             if route in routes:
                 problems.append(_at(locate, ("ingress",), f"the same ingress host and path as `{routes[route]}`"))
             routes.setdefault(route, name)
-        problem = artifact_problem(source.root, service.artifact.path)
+        problem = artifact_problem(source.root, service.artifact.path) if service.artifact.path is not None else None
         if problem:
             problems.append(_at(locate, ("artifact", "path"), problem))
     return problems
