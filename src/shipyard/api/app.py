@@ -50,7 +50,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
         return JSONResponse({"stopped": True})
 
     async def events(request: Request) -> Response:
-        after = int(request.query_params.get("after", 0))
+        after = int(request.query_params["after"]) if "after" in request.query_params else None
         limit = int(request.query_params.get("limit", 200))
         return JSONResponse(plane.store.events(after=after, limit=limit))
 

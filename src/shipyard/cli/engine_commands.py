@@ -375,12 +375,22 @@ def events(state_dir: Path | None, follow: bool, limit: int, output: str) -> Non
     while True:
         for event in batch:
             stamp = datetime.datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S.%f")[:-3]
-            click.echo(f"{stamp}  {event['type']:<7} {event['object']:<28} {event['reason']:<18} {event['message']}")
-            last = event["id"]
+            click.echo(f"{stamp}  {event['type']:<7} {event['object']:<28} {event['reason']:<18} "
+                       f"{_count_text(event.get('count', 1)):>5}  {event['message']}")
+            last = max(last, event["id"])
         if not follow:
             return
-        time.sleep(0.5)
-        batch = client.request("GET", f"/events?after={last}&limit=500")
+        if len(batch) < FOLLOW_PAGE:  # a full page means a burst: read on at once, without a gap
+            time.sleep(0.5)
+        batch = client.request("GET", f"/events?after={last}&limit={FOLLOW_PAGE}")
+
+
+FOLLOW_PAGE = 500
+
+
+def _count_text(count: int) -> str:
+    """How often the event happened (`x3`), like the COUNT column of `kubectl get events`."""
+    return f"x{count}"
 
 
 COMMANDS = [up, apply, down, status, logs, events]
