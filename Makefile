@@ -21,8 +21,10 @@ demo: setup
 	$(BIN)/shipyard validate examples/shop
 	./scripts/demo.sh
 
+# Most of the suite waits on processes (control planes, Envoy, instances), so 4 workers on 2 cores pay off;
+# --dist loadfile keeps a file's tests (and its module fixtures) on one worker. Tests take free ports only.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .shipyard

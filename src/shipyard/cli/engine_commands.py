@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from shipyard.cli.client import STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
+from shipyard.cli.client import STATE_DIR_ONLY_OPTION, STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 from shipyard.state.control import read_control
 from shipyard.errors import ControlPlaneError
@@ -57,7 +57,7 @@ Examples:
 @click.option("--interval", metavar="DURATION", help="With --git: how often to fetch, e.g. 30s or 5m [default: 30s].")
 @click.option("--webhook-secret-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
               help="With --git: accept push webhooks (POST API/hooks/git) signed with the secret in FILE.")
-@STATE_DIR_OPTION
+@STATE_DIR_ONLY_OPTION
 @click.option("--detach", is_flag=True, help="Run in the background; return once the first revision is applied.")
 @click.option("--capacity", metavar="cpu=N,memory=SIZE", help="Schedule against this instead of the machine's size.")
 @click.option("--ingress-port", type=int, default=8080, show_default=True, help="Port of the ingress listener.")

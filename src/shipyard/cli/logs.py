@@ -13,6 +13,8 @@ from shipyard.state.store import Store
 
 def instance_log_files(state: Path, service: str, instance_id: str | None) -> list[tuple[str, Path]]:
     """(label, path) of the stdout/stderr files of the service's current instances."""
+    if not (state / "state.db").exists():  # opening the store would create it
+        raise ControlPlaneError(f"no control plane has run in {state}: start one with `shipyard up`")
     store = Store(state / "state.db")
     try:
         instances = [i for i in store.instances() if i.service == service]
