@@ -163,11 +163,15 @@ def _wait_for_api(process: subprocess.Popen[bytes], state: Path, log_path: Path,
     raise ControlPlaneError(f"the control plane did not come up in time; see {log_path}")
 
 
+CRASH_LOOP = 3  # crashes in a row after which `up --detach` stops waiting: the service is crash-looping
+
+
 def _wait_ready(client: Client, deadline: float) -> None:
     last = ""
     while time.monotonic() < deadline:
         status = client.request("GET", "/status")
         services = status["services"]
+        _fail_on_crash_loop(client.state_dir, services)
         line = ", ".join(f"{s['name']} {s['ready_replicas']}/{s['desired_replicas']}" for s in services)
         if line != last:
             info(f"waiting: {line}")
@@ -176,6 +180,27 @@ def _wait_ready(client: Client, deadline: float) -> None:
             return
         time.sleep(0.2)
     info("warning: not every service is ready yet; see `shipyard status` and `shipyard events`")
+
+
+def _fail_on_crash_loop(state: Path, services: list[dict[str, Any]]) -> None:
+    """Stop waiting when an instance has crashed CRASH_LOOP times in a row: say which, how, and what it printed."""
+    from shipyard.cli.logs import last_lines
+
+    for service in services:
+        for instance in service["instances"]:
+            if instance.get("crashes", 0) >= CRASH_LOOP and instance["state"] in ("exited", "failed"):
+                how = "was OOM-killed" if instance["oom_killed"] else (
+                    f"exited with code {instance['exit_code']}" if instance["exit_code"] is not None
+                    else f"failed: {instance['message']}")
+                lines = last_lines(state, instance["id"], 10)
+                if lines:
+                    info(f"last lines of {instance['id']}'s log:")
+                    for line in lines:
+                        info(f"  {line}")
+                raise ControlPlaneError(
+                    f"service {service['name']} is crash-looping: instance {instance['id']} {how} "
+                    f"({instance['crashes']} crashes in a row); the control plane keeps running and retrying - "
+                    f"see `shipyard logs {service['name']}`, fix it and `shipyard apply`, or `shipyard down`")
 
 
 def _print_summary(status: dict[str, Any]) -> None:
