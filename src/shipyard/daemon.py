@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.engine.desired import DesiredState, assign_endpoints, build_desired
+from shipyard.engine.gc import collect_periodically
 from shipyard.engine.model import Capacity
 from shipyard.engine.reconciler import Reconciler
 from shipyard.engine.router import NoRouter, Router
@@ -180,6 +181,7 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     plane.reconciler.adopt()
     loop_task = asyncio.create_task(plane.reconciler.run())
     watchdog = asyncio.create_task(_watch_data_plane(plane))
+    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
     api_task = asyncio.create_task(server.serve(sockets=[sock]))
     plane.start_following()
     control = {"pid": os.getpid(), "api": plane.api, "started_at": time.time(), "environment": plane.environment}
@@ -189,8 +191,9 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     server.should_exit = True
     loop_task.cancel()
     watchdog.cancel()
+    collector.cancel()
     await plane.stop_following()
-    await asyncio.gather(loop_task, api_task, watchdog, return_exceptions=True)
+    await asyncio.gather(loop_task, api_task, watchdog, collector, return_exceptions=True)
     await plane.reconciler.close()
 
 

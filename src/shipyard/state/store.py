@@ -92,6 +92,15 @@ class Store:
         rows = self._execute("SELECT created_at, data FROM releases WHERE service = ? ORDER BY created_at", (service,))
         return [(created, Release.from_dict(json.loads(data))) for created, data in rows]
 
+    def all_releases(self) -> list[tuple[float, Release]]:
+        """Every release with when it was recorded (for garbage collection)."""
+        rows = self._execute("SELECT created_at, data FROM releases ORDER BY created_at")
+        return [(created, Release.from_dict(json.loads(data))) for created, data in rows]
+
+    def delete_releases(self, release_ids: list[str]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM releases WHERE id = ?", [(i,) for i in release_ids])
+
     # ---- instances --------------------------------------------------------------------------------
     def save_instance(self, instance: Instance) -> None:
         self._execute("INSERT INTO instances (id, service, data) VALUES (?, ?, ?) "
@@ -119,6 +128,15 @@ class Store:
     def rollout_history(self, service: str) -> list[Rollout]:
         rows = self._execute("SELECT data FROM rollouts WHERE service = ? ORDER BY started_at DESC", (service,))
         return [Rollout(**json.loads(data)) for (data,) in rows]
+
+    def all_rollouts(self) -> list[Rollout]:
+        rows = self._execute("SELECT data FROM rollouts ORDER BY service, started_at")
+        return [Rollout(**json.loads(data)) for (data,) in rows]
+
+    def delete_rollouts(self, keys: list[tuple[str, float]]) -> None:
+        """Delete the rollout records with these (service, started_at)."""
+        with self._lock:
+            self._db.executemany("DELETE FROM rollouts WHERE service = ? AND started_at = ?", keys)
 
     # ---- events -----------------------------------------------------------------------------------
     def add_event(self, type_: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None,
