@@ -24,7 +24,7 @@ demo: setup
 # Most of the suite waits on processes (control planes, Envoy, instances), so 4 workers on 2 cores pay off;
 # --dist loadfile keeps a file's tests (and its module fixtures) on one worker. Tests take free ports only.
 test: setup
-	$(BIN)/python -m pytest -q -n 4 --dist loadfile
+	$(BIN)/python -m pytest -q -n 4 --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .shipyard
