@@ -22,9 +22,10 @@ demo: setup
 	./scripts/demo.sh
 
 # Most of the suite waits on processes (control planes, Envoy, instances), so 4 workers on 2 cores pay off;
-# --dist loadfile keeps a file's tests (and its module fixtures) on one worker. Tests take free ports only.
+# --dist loadgroup spreads tests one by one, keeping a file with shared module fixtures on one worker
+# (tests/conftest.py). Tests take free ports only, and each worker its own caches.
 test: setup
-	$(BIN)/python -m pytest -q -n 4 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 4 --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .shipyard

@@ -169,11 +169,11 @@ def test_service_gets_exactly_its_environment_plus_a_path(lab: Lab) -> None:
 
 def test_status_is_cheap(lab: Lab) -> None:
     handle = lab.run(SLEEPER)
-    began = time.perf_counter()
+    began = time.process_time()  # CPU time: what polling costs, not how busy the shared machine is
     for _ in range(200):
         lab.driver.status(handle)
     # 200 instances polled every second must cost far less than a second; measured ~50 µs each
-    assert time.perf_counter() - began < 0.2
+    assert time.process_time() - began < 0.2
 
 
 # ---- detach and re-adopt ------------------------------------------------------------------------------
