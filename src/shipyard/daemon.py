@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.engine.desired import DesiredState, assign_endpoints, build_desired
+from shipyard.engine.gc import collect_periodically
 from shipyard.engine.model import Capacity
 from shipyard.engine.reconciler import Reconciler
 from shipyard.engine.router import NoRouter, Router
@@ -210,6 +211,7 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     await plane.flags.start()
     loop_task = asyncio.create_task(plane.reconciler.run())
     watchdog = asyncio.create_task(_watch_data_plane(plane))
+    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
     api_task = asyncio.create_task(server.serve(sockets=sockets))
     plane.start_following()
     control = {"pid": os.getpid(), "api": plane.api, "socket": str(plane.state_dir / SOCKET_FILE),
@@ -220,9 +222,10 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     server.should_exit = True
     loop_task.cancel()
     watchdog.cancel()
+    collector.cancel()
     await plane.stop_following()
-    await asyncio.gather(loop_task, api_task, watchdog, return_exceptions=True)
-    await plane.flags.stop()
+    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
+    api_task = asyncio.create_task(server.serve(sockets=sockets))
     await plane.reconciler.close()
 
 

@@ -274,3 +274,28 @@ def test_a_git_token_stays_out_of_argv_and_store_and_the_state_dir_is_private(tm
     for path in state.rglob("*"):
         if path.is_file() and path.name != "credentials":
             assert token.encode() not in path.read_bytes(), path
+
+
+def _signed_delivery(cp: GitPlane, body: bytes, header: str | None) -> tuple[int, dict]:
+    headers = {header: "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()} if header else {}
+    request = urllib.request.Request(cp.api() + "/hooks/git", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_signed_webhook_of_any_shape_fetches_and_the_fetch_decides(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up("--interval", "10m")  # only webhooks fetch here
+    bitbucket = json.dumps({"push": {"changes": [{"new": {"type": "branch", "name": "main"}}]}}).encode()
+    assert _signed_delivery(cp, bitbucket, None)[0] == 401  # unsigned: refused, whatever its shape
+    second = cp.commit("alpha 2.0.0", [probe_service("alpha", version="2.0.0")])
+    code, answer = _signed_delivery(cp, bitbucket, "X-Hub-Signature")  # Bitbucket's header and payload
+    assert code == 202 and answer["accepted"]
+    wait_for(lambda: cp.status()["revision"] == second, timeout=20, what="Bitbucket's push to apply")
+    third = cp.commit("alpha 3.0.0", [probe_service("alpha", version="3.0.0")])
+    code, answer = _signed_delivery(cp, b"build 1234 passed", "X-Hub-Signature-256")  # a CI job, not even JSON
+    assert code == 202 and answer["accepted"]
+    wait_for(lambda: cp.status()["revision"] == third, timeout=20, what="the CI job's notice to apply")

@@ -52,7 +52,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
         return JSONResponse({"stopped": True})
 
     async def events(request: Request) -> Response:
-        after = query_int(request, "after", 0, maximum=2**62)
+        after = query_int(request, "after", 0, maximum=2**62) if "after" in request.query_params else None
         limit = query_int(request, "limit", 200)
         return JSONResponse(plane.store.events(after=after, limit=limit))
 

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from shipyard.api.input import json_body, query_int
 from shipyard.errors import ShipyardError
-from shipyard.source.webhook import SIGNATURE_HEADER
+from shipyard.source.webhook import signature_header
 
 if TYPE_CHECKING:
     from shipyard.daemon import ControlPlane
@@ -24,7 +24,7 @@ def gitops_routes(plane: "ControlPlane") -> list[Route]:
         body = await request.body()  # the signature covers the raw bytes
         if plane.follower is None:
             return _error(404, "NotFollowing", NOT_FOLLOWING)
-        code, answer = plane.follower.handle_push(body, request.headers.get(SIGNATURE_HEADER))
+        code, answer = plane.follower.handle_push(body, signature_header(request.headers))
         return JSONResponse(answer, status_code=code)
 
     async def sync(request: Request) -> Response:

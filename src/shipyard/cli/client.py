@@ -7,9 +7,10 @@ Locally the CLI talks over the state directory's Unix socket (`STATE/api.sock`).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import click
 import httpx
@@ -18,10 +19,35 @@ from shipyard.state.control import read_control
 from shipyard.errors import ControlPlaneError
 
 API_ENV, TOKEN_ENV = "SHIPYARD_API", "SHIPYARD_TOKEN"
-STATE_DIR_OPTION = click.option(
+STATE_DIR_ONLY_OPTION = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="SHIPYARD_STATE_DIR",
     help="The control plane's state directory [env SHIPYARD_STATE_DIR; default .shipyard/ENV, or the only one there].",
 )
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def STATE_DIR_OPTION(command: _Command) -> _Command:  # noqa: N802 - used like the click options it stands for
+    """`--state-dir DIR` and `--env NAME` (short for `--state-dir .shipyard/NAME`); the command gets `state_dir`."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, env_name: str | None = None, **kwargs: Any) -> Any:
+        if env_name is not None:
+            kwargs["state_dir"] = state_dir_for_env(env_name, kwargs.get("state_dir"))
+        return command(*args, **kwargs)
+
+    env_option = click.option("--env", "env_name", metavar="NAME",
+                              help="The environment's control plane: the same as --state-dir .shipyard/NAME.")
+    return STATE_DIR_ONLY_OPTION(env_option(wrapper))  # type: ignore[return-value]
+
+
+def state_dir_for_env(name: str, state_dir: Path | None) -> Path:
+    """`.shipyard/NAME`; an explicit --state-dir that names another directory is a usage error."""
+    chosen = Path(".shipyard") / name
+    ctx = click.get_current_context(silent=True)
+    explicit = ctx is not None and ctx.get_parameter_source("state_dir") == click.core.ParameterSource.COMMANDLINE
+    if explicit and state_dir is not None and state_dir.resolve() != chosen.resolve():
+        raise click.UsageError(f"--env {name} means --state-dir {chosen}, not {state_dir}: give one of them")
+    return chosen
 
 
 def resolve_state_dir(state_dir: Path | None, environment: str | None = None) -> Path:
@@ -40,7 +66,7 @@ def resolve_state_dir(state_dir: Path | None, environment: str | None = None) ->
         raise ControlPlaneError("no control plane state in .shipyard/: start one with `shipyard up DIR --env NAME`, "
                                 "or pass --state-dir")
     names = ", ".join(p.name for p in candidates)
-    raise ControlPlaneError(f"several environments in .shipyard/ ({names}): pass --state-dir .shipyard/NAME")
+    raise ControlPlaneError(f"several environments in .shipyard/ ({names}): pass --env NAME")
 
 
 class Client:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from shipyard.cli.client import STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
+from shipyard.cli.client import STATE_DIR_ONLY_OPTION, STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 from shipyard.state.control import PRIVATE_UMASK, read_control
 from shipyard.errors import ControlPlaneError
@@ -73,7 +73,7 @@ each plans within what the others hold, and `status` shows them.
 @click.option("--interval", metavar="DURATION", help="With --git: how often to fetch, e.g. 30s or 5m [default: 30s].")
 @click.option("--webhook-secret-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
               help="With --git: accept push webhooks (POST API/hooks/git) signed with the secret in FILE.")
-@STATE_DIR_OPTION
+@STATE_DIR_ONLY_OPTION
 @click.option("--detach", is_flag=True, help="Run in the background; return once the first revision is applied.")
 @click.option("--capacity", metavar="cpu=N,memory=SIZE", help="Schedule against this instead of the machine's size.")
 @click.option("--ingress-port", type=int, default=8080, show_default=True, help="Port of the ingress listener.")
@@ -190,11 +190,15 @@ def _wait_for_api(process: subprocess.Popen[bytes], state: Path, log_path: Path,
     raise ControlPlaneError(f"the control plane did not come up in time; see {log_path}")
 
 
+CRASH_LOOP = 3  # crashes in a row after which `up --detach` stops waiting: the service is crash-looping
+
+
 def _wait_ready(client: Client, deadline: float) -> None:
     last = ""
     while time.monotonic() < deadline:
         status = client.request("GET", "/status")
         services = status["services"]
+        _fail_on_crash_loop(client.state_dir, services)
         line = ", ".join(f"{s['name']} {s['ready_replicas']}/{s['desired_replicas']}" for s in services)
         if line != last:
             info(f"waiting: {line}")
@@ -212,6 +216,27 @@ def _artifact_text(artifact: dict[str, Any] | None) -> str | None:
     if artifact.get("source") == "image":
         return f"{artifact['image']}@{artifact['digest'][:19]}"
     return "local source"
+
+
+def _fail_on_crash_loop(state: Path, services: list[dict[str, Any]]) -> None:
+    """Stop waiting when an instance has crashed CRASH_LOOP times in a row: say which, how, and what it printed."""
+    from shipyard.cli.logs import last_lines
+
+    for service in services:
+        for instance in service["instances"]:
+            if instance.get("crashes", 0) >= CRASH_LOOP and instance["state"] in ("exited", "failed"):
+                how = "was OOM-killed" if instance["oom_killed"] else (
+                    f"exited with code {instance['exit_code']}" if instance["exit_code"] is not None
+                    else f"failed: {instance['message']}")
+                lines = last_lines(state, instance["id"], 10)
+                if lines:
+                    info(f"last lines of {instance['id']}'s log:")
+                    for line in lines:
+                        info(f"  {line}")
+                raise ControlPlaneError(
+                    f"service {service['name']} is crash-looping: instance {instance['id']} {how} "
+                    f"({instance['crashes']} crashes in a row); the control plane keeps running and retrying - "
+                    f"see `shipyard logs {service['name']}`, fix it and `shipyard apply`, or `shipyard down`")
 
 
 def _print_summary(status: dict[str, Any]) -> None:
@@ -428,12 +453,22 @@ def events(state_dir: Path | None, follow: bool, limit: int, output: str) -> Non
     while True:
         for event in batch:
             stamp = datetime.datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S.%f")[:-3]
-            click.echo(f"{stamp}  {event['type']:<7} {event['object']:<28} {event['reason']:<18} {event['message']}")
-            last = event["id"]
+            click.echo(f"{stamp}  {event['type']:<7} {event['object']:<28} {event['reason']:<18} "
+                       f"{_count_text(event.get('count', 1)):>5}  {event['message']}")
+            last = max(last, event["id"])
         if not follow:
             return
-        time.sleep(0.5)
-        batch = client.request("GET", f"/events?after={last}&limit=500")
+        if len(batch) < FOLLOW_PAGE:  # a full page means a burst: read on at once, without a gap
+            time.sleep(0.5)
+        batch = client.request("GET", f"/events?after={last}&limit={FOLLOW_PAGE}")
+
+
+FOLLOW_PAGE = 500
+
+
+def _count_text(count: int) -> str:
+    """How often the event happened (`x3`), like the COUNT column of `kubectl get events`."""
+    return f"x{count}"
 
 
 COMMANDS = [up, apply, down, status, logs, events]

@@ -30,9 +30,17 @@ def tree_hash(directory: Path) -> str:
 
 
 def ensure_snapshot(source: Path, snapshots: Path, content_hash: str) -> Path:
-    """Copy `source` to `snapshots/<hash>` once; the copy is made read-only and never modified."""
+    """Copy `source` to `snapshots/<hash>` once; the copy is made read-only and never modified.
+
+    Using a snapshot again marks it recent (its mtime), so garbage collection (engine/gc.py) keeps it and its
+    release while a desired state that names it is being installed.
+    """
     target = snapshots / content_hash
     if target.is_dir():
+        try:
+            os.utime(target)
+        except OSError:
+            pass  # only protection from an early collection; the snapshot itself is fine
         return target
     snapshots.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{content_hash}-", dir=snapshots))

@@ -120,6 +120,7 @@ def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
         "port": instance.port,
         "state": instance.state.value,
         "restarts": instance.restarts,
+        "crashes": instance.crashes,
         "exit_code": instance.exit_code,
         "oom_killed": instance.oom_killed,
         "started_at": instance.started_at,

@@ -145,7 +145,9 @@ class Follower:
             return await self._sync(trigger)
 
     def handle_push(self, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
-        """A push webhook: (HTTP status, answer). Only a correctly signed push to the followed ref fetches."""
+        """A push webhook: (HTTP status, answer). Any correctly signed delivery fetches, unless it is shaped like a
+        GitHub/Gitea/GitLab push of another ref or a deletion: Bitbucket, a CI job or a ping carry no ref we
+        can read, and the fetch decides what is new."""
         if self.secret is None:
             return 403, {"error": "WebhookDisabled", "message": "no webhook secret is configured: restart with "
                          "`shipyard up --git … --webhook-secret-file FILE`"}
@@ -154,7 +156,9 @@ class Follower:
                          "message": "missing or wrong X-Hub-Signature-256; nothing was fetched"}
         push = parse_push(body)
         if push is None:
-            return 202, {"accepted": False, "message": "not a push (e.g. a ping): nothing to do"}
+            self.request("webhook")
+            return 202, {"accepted": True, "message": f"not a GitHub/Gitea/GitLab push: fetching {self.settings.ref} "
+                                                      "to see what is new"}
         if not push.matches(self.settings.ref):
             return 202, {"accepted": False, "message": f"push to {push.ref} ignored: following {self.settings.ref}"}
         if push.after is None:
