@@ -123,3 +123,13 @@ def test_unencrypted_suffix_is_honoured_and_covered_by_the_mac(tmp_path: Path, k
 def test_go_float_formatting_matches_strconv() -> None:
     assert [sopsfile.to_bytes(v) for v in (1.0, 0.25, 1e20, -3.5e-7, 12345.678)] == \
         [b"1", b"0.25", b"100000000000000000000", b"-0.00000035", b"12345.678"]
+
+
+def test_an_unchanged_value_keeps_its_ciphertext_when_another_changes(tmp_path: Path, keyring: Keyring) -> None:
+    root = _project(tmp_path)
+    set_value(root, "prod", "a", "one", keyring.identities, NOW)
+    set_value(root, "prod", "b", "two", keyring.identities, NOW)
+    before = _yaml((root / "secrets" / "prod.yaml").read_text())
+    set_value(root, "prod", "b", "three", keyring.identities, NOW)
+    after = _yaml((root / "secrets" / "prod.yaml").read_text())
+    assert after["a"] == before["a"] and after["b"] != before["b"]

@@ -29,6 +29,10 @@ def _register() -> None:
     for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS, *gitops_commands.COMMANDS,
                     *rollout_commands.COMMANDS]:
         cli.add_command(command)
+    from shipyard.cli import secret_commands
+
+    for command in secret_commands.COMMANDS:
+        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.engine.model import DesiredService
-from shipyard.engine.releases import build_release, desired_service
+from shipyard.engine.releases import build_release, desired_service, secret_refs
+from shipyard.errors import Problem, SpecError
+from shipyard.secrets.errors import SecretsError
+from shipyard.secrets.release import SecretResolver
 from shipyard.engine.snapshot import ensure_snapshot, tree_hash
 from shipyard.proxy.ports import free_port
 from shipyard.spec.models import Service
@@ -57,11 +61,20 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
                   endpoints: dict[str, int]) -> DesiredState:
     """Snapshot each artifact, record each release, and describe what should run."""
     services = {}
+    resolver = SecretResolver(rendered.root, rendered.environment, state_dir)
     for name, service in sorted(rendered.services.items()):
         source = rendered.root / service.artifact.path
         snapshot = tree_hash(source)
         ensure_snapshot(source, state_dir / "snapshots", snapshot)
-        release = build_release(service, snapshot, endpoints)
+        try:
+            secrets = resolver.resolve(secret_refs(service))
+        except SecretsError as exc:  # a tampered file or a missing key rejects the revision like invalid YAML
+            relative = f"secrets/{rendered.environment}.yaml"
+            message = str(exc).removeprefix(f"{relative}: ")
+            raise SpecError([Problem(relative, 1, 1, "", message)]) from None
+        release = build_release(service, snapshot, endpoints, secrets)
+        if secrets is not None:
+            resolver.save(release.id, secrets, datetime.datetime.now(datetime.timezone.utc))
         store.save_release(release)
         services[name] = desired_service(service, release, endpoints.get(name))
     return DesiredState(rendered.environment, rendered.project, revision, services, dict(rendered.services))

@@ -45,13 +45,19 @@ class Release:
     readiness: Probe
     liveness: Probe
     startup_timeout: float
+    # variable → key path in secrets/<env>.yaml, and a keyed hash of their values; never the values
+    secrets: tuple[tuple[str, str], ...] = ()
+    secrets_digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "id": self.id, "service": self.service, "version": self.version, "snapshot": self.snapshot,
             "command": list(self.command), "env": dict(self.env), "cpu": self.cpu, "memory": self.memory,
             "readiness": vars(self.readiness), "liveness": vars(self.liveness), "startup_timeout": self.startup_timeout,
         }
+        if self.secrets:
+            data.update(secrets=dict(self.secrets), secrets_digest=self.secrets_digest)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Release":
@@ -60,6 +66,7 @@ class Release:
             command=tuple(data["command"]), env=tuple(sorted(data["env"].items())), cpu=data["cpu"],
             memory=data["memory"], readiness=Probe(**data["readiness"]), liveness=Probe(**data["liveness"]),
             startup_timeout=data["startup_timeout"],
+            secrets=tuple(sorted((data.get("secrets") or {}).items())), secrets_digest=data.get("secrets_digest", ""),
         )
 
 

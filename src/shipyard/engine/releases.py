@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from shipyard.engine.model import DesiredService, Probe, Progressive, Release, Rolling
+from shipyard.secrets.release import ResolvedSecrets
 from shipyard.spec.models import Probe as ProbeSpec
-from shipyard.spec.models import Service
+from shipyard.spec.models import SecretRef, Service
 
 
 def dependency_env(needs: list[str], endpoints: dict[str, int]) -> dict[str, str]:
@@ -17,21 +18,34 @@ def dependency_env(needs: list[str], endpoints: dict[str, int]) -> dict[str, str
             for name in needs if name in endpoints}
 
 
-def build_release(service: Service, snapshot: str, endpoints: dict[str, int]) -> Release:
-    """The release a service's spec asks for; its id hashes everything that defines it."""
-    env = {**service.env, **dependency_env(service.needs, endpoints)}
-    fields = {
+def secret_refs(service: Service) -> dict[str, str]:
+    """The service's `{secret: KEY.PATH}` env entries: variable → key path."""
+    return {name: value.secret for name, value in service.env.items() if isinstance(value, SecretRef)}
+
+
+def build_release(service: Service, snapshot: str, endpoints: dict[str, int],
+                  secrets: ResolvedSecrets | None = None) -> Release:
+    """The release a service's spec asks for; its id hashes everything that defines it.
+
+    Secret values enter the id only as `secrets.digest`, a keyed hash: the store never sees them.
+    """
+    plain = {name: value for name, value in service.env.items() if isinstance(value, str)}
+    env = {**plain, **dependency_env(service.needs, endpoints)}
+    fields: dict[str, object] = {
         "version": service.version, "snapshot": snapshot, "command": service.artifact.command,
         "env": dict(sorted(env.items())), "cpu": service.resources.cpu, "memory": service.resources.memory,
         "readiness": service.health.readiness.model_dump(), "liveness": service.health.liveness.model_dump(),
         "startup_timeout": service.health.startup_timeout,
     }
+    if secrets is not None:
+        fields["secrets"] = {"refs": dict(secrets.refs), "digest": secrets.digest}
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return Release(
         id=f"{service.name}-{digest}", service=service.name, version=service.version, snapshot=snapshot,
         command=tuple(service.artifact.command), env=tuple(sorted(env.items())), cpu=service.resources.cpu,
         memory=service.resources.memory, readiness=_probe(service.health.readiness),
         liveness=_probe(service.health.liveness), startup_timeout=service.health.startup_timeout,
+        secrets=secrets.refs if secrets else (), secrets_digest=secrets.digest if secrets else "",
     )
 
 

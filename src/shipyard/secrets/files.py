@@ -61,11 +61,12 @@ def write_secrets(root: Path, environment: str, plain: dict[str, Any], identitie
     """
     path = secrets_file(root, environment)
     name = relative_name(environment)
+    ivs: sopsfile.IvStash = {}
     if path.exists():
         document = read_document(root, environment)
         metadata = document.metadata
         data_key = unwrap_data_key(metadata.age, identities, name)
-        sopsfile.decrypt(document, data_key, name)  # never write over a file that does not verify
+        sopsfile.decrypt(document, data_key, name, ivs)  # never write over a file that does not verify
     else:
         metadata = sopsfile.Metadata(age=[], lastmodified="", mac="")
         data_key = b""
@@ -74,7 +75,8 @@ def write_secrets(root: Path, environment: str, plain: dict[str, Any], identitie
             or creation_rule_recipients(root, name) or public_keys(identities)
         data_key = os.urandom(32)  # a new recipient list gets a new data key, as `sops rotate` does
         metadata.age = wrap_data_key(data_key, chosen)
-    document = sopsfile.encrypt(_check_plain(plain, name), data_key, metadata, now)
+        ivs = {}
+    document = sopsfile.encrypt(_check_plain(plain, name), data_key, metadata, now, ivs)
     _write_atomic(path, sopsfile.dump(document))
     return document.metadata.recipients
 

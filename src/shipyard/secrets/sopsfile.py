@@ -46,6 +46,7 @@ _UNSUPPORTED = ("key_groups", "shamir_threshold", "unencrypted_comment_regex", "
 
 Leaf = str | int | float | bool
 Tree = dict[str, Any]
+IvStash = dict[tuple[str, bytes], bytes]  # (additional data, plaintext) → IV, as sops' cipher stash
 
 
 @dataclass
@@ -126,8 +127,12 @@ def _check_keys(tree: Any, name: str) -> None:
             _check_keys(item, name)
 
 
-def decrypt(document: SopsFile, data_key: bytes, name: str) -> Tree:
-    """The plaintext tree, after verifying the MAC. Raises SecretsError on any mismatch."""
+def decrypt(document: SopsFile, data_key: bytes, name: str, ivs: IvStash | None = None) -> Tree:
+    """The plaintext tree, after verifying the MAC. Raises SecretsError on any mismatch.
+
+    IVS, when given, collects each value's IV so that re-encrypting an unchanged value yields the same
+    ciphertext (sops does the same): a diff of the file then shows only what really changed.
+    """
     meta = document.metadata
     digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT if meta.mac_only_encrypted else b"")
 
@@ -136,7 +141,11 @@ def decrypt(document: SopsFile, data_key: bytes, name: str) -> Tree:
         if encrypted:
             if not isinstance(value, str):
                 raise SecretsError(f"{name}: value at {'.'.join(path)} is not encrypted (plaintext in a secrets file)")
+            encrypted_text = value
             value = decrypt_value(value, data_key, _aad(path), name, ".".join(path))
+            match = _ENC_RE.match(encrypted_text)
+            if ivs is not None and match:
+                ivs[(_aad(path), to_bytes(value))] = base64.standard_b64decode(match.group(2))
         if encrypted or not meta.mac_only_encrypted:
             digest.update(to_bytes(value))
         return value
@@ -150,15 +159,19 @@ def decrypt(document: SopsFile, data_key: bytes, name: str) -> Tree:
     return plain
 
 
-def encrypt(plain: Tree, data_key: bytes, metadata: Metadata, now: datetime.datetime) -> SopsFile:
-    """Encrypt every value under `metadata`'s rules and compute the MAC; `now` becomes `lastmodified`."""
+def encrypt(plain: Tree, data_key: bytes, metadata: Metadata, now: datetime.datetime,
+            ivs: IvStash | None = None) -> SopsFile:
+    """Encrypt every value under `metadata`'s rules and compute the MAC; `now` becomes `lastmodified`.
+
+    IVS (from `decrypt` with the same data key) keeps unchanged values' ciphertext as it was.
+    """
     digest = hashlib.sha512(_MAC_ONLY_ENCRYPTED_INIT if metadata.mac_only_encrypted else b"")
 
     def leaf(value: Any, path: list[str]) -> Any:
         encrypted = metadata.should_encrypt(path)
         if encrypted or not metadata.mac_only_encrypted:
             digest.update(to_bytes(value))
-        return encrypt_value(value, data_key, _aad(path)) if encrypted else value
+        return encrypt_value(value, data_key, _aad(path), ivs) if encrypted else value
 
     tree = _walk(plain, [], leaf)
     lastmodified = now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -237,13 +250,13 @@ def _go_float(value: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def encrypt_value(value: Leaf, key: bytes, aad: str) -> str:
+def encrypt_value(value: Leaf, key: bytes, aad: str, ivs: IvStash | None = None) -> str:
     """One `ENC[AES256_GCM,...]` string (an empty string stays empty, as in sops)."""
     if value == "":
         return ""
     kind = "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else \
         "float" if isinstance(value, float) else "str"
-    iv = os.urandom(_NONCE_SIZE)
+    iv = (ivs or {}).get((aad, to_bytes(value))) or os.urandom(_NONCE_SIZE)
     sealed = AESGCM(key).encrypt(iv, to_bytes(value), aad.encode())
     data, tag = sealed[:-_TAG_SIZE], sealed[-_TAG_SIZE:]
     b64 = base64.standard_b64encode

@@ -47,6 +47,22 @@ class Artifact(Model):
     command: list[str] = Field(min_length=1, description="argv run inside the snapshot, e.g. `[python3, app.py]`.")
 
 
+class SecretRef(Model):
+    secret: str = Field(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+                        description="Key path in the environment's `secrets/<env>.yaml`, e.g. `payments.api_key`; "
+                        "the decrypted value reaches the instance's environment only.")
+
+
+def _env_kind(value: object) -> str:
+    return "secret" if isinstance(value, (dict, SecretRef)) else "value"
+
+
+EnvEntry = Annotated[
+    Union[Annotated[EnvValue, Tag("value")], Annotated[SecretRef, Tag("secret")]],
+    Discriminator(_env_kind),
+]
+
+
 class Endpoint(Model):
     port: Optional[int] = Field(default=None, ge=1024, le=65535,
                                 description="Stable port on 127.0.0.1; assigned and kept when absent.")
@@ -283,7 +299,8 @@ class Service(Document):
     replicas: int = Field(default=1, ge=0, le=1000, description="Instances to run.")
     endpoint: Endpoint = Field(default_factory=Endpoint)
     ingress: Optional[Ingress] = None
-    env: dict[str, EnvValue] = Field(default_factory=dict, description="Configuration given to the service as environment variables.")
+    env: dict[str, EnvEntry] = Field(default_factory=dict, description="Configuration given to the service as "
+                                     "environment variables: a value, or `{secret: KEY.PATH}` from `secrets/<env>.yaml`.")
     needs: list[Name] = Field(default_factory=list, description="Services this one calls; each gives `<NAME>_URL`.")
     resources: Resources = Field(default_factory=Resources)
     health: Health = Field(default_factory=Health)

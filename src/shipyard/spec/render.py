@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from shipyard.errors import Problem, SpecError
+from shipyard.secrets.validate import file_problems, reference_problems, secret_files
 from shipyard.spec.hints import closest
 from shipyard.spec.load import ProjectSource, file_has_problems, load_project, service_data
 from shipyard.spec.merge import merge, merge_positions
-from shipyard.spec.models import Service
+from shipyard.spec.models import SecretRef, Service
 from shipyard.spec.problems import field_path, problems_from_validation
 from shipyard.spec.yamlfile import PathKey, Position, YamlDocument
 
@@ -57,6 +58,9 @@ def check(root: Path, environment: str | None = None) -> list[Problem]:
     names = [environment] if environment else sorted(source.environments)
     for name in names:
         problems.extend(render_environment(source, name)[1])
+    if environment is None:  # files under secrets/ that no environment renders must be encrypted too
+        for relative in secret_files(source.root):
+            problems.extend(file_problems(source.root, relative)[0])
     return _unique(problems)
 
 
@@ -84,6 +88,7 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
     problems.extend(_check_references(source, services, positions, set(env_model.services)))
+    problems.extend(_check_secrets(source.root, environment, services, positions))
     if problems or source.project is None:
         return None, problems
     return DesiredEnvironment(source.project.name, environment, source.root, services), problems
@@ -161,6 +166,21 @@ def _check_references(
         if problem:
             problems.append(_at(locate, ("artifact", "path"), problem))
     return problems
+
+
+def _check_secrets(root: Path, environment: str, services: dict[str, Service],
+                   positions: dict[str, dict[PathKey, Position]]) -> list[Problem]:
+    """`secrets/<env>.yaml` holds no plaintext, and every `{secret: ...}` of a service names a key in it."""
+    problems = file_problems(root, f"secrets/{environment}.yaml")[0] if (root / "secrets" / f"{environment}.yaml").is_file() \
+        else []
+    refs = []
+    for name in sorted(services):
+        locate = _locator(positions[name], "services")
+        for variable, value in services[name].env.items():
+            if isinstance(value, SecretRef):
+                position = locate(("env", variable, "secret"))
+                refs.append((value.secret, position, field_path((*position.prefix, "env", variable, "secret"))))
+    return problems + reference_problems(root, environment, refs)
 
 
 def _missing_dependency(source: ProjectSource, dependency: str) -> str:
