@@ -6,6 +6,7 @@ Only the structure of a SOPS file is read (its key paths are in clear); nothing 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,25 @@ def _plaintext(document: YamlDocument, path: PathKey) -> Problem:
 
 def _at(where: Position, field: str, message: str) -> Problem:
     return Problem(where.file, where.line, where.column, field, message)
+
+
+def with_secret_fingerprints(rendered: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Add `encrypted` (a hash of the ciphertext) to each `{secret: ...}` env entry of a rendering.
+
+    `plan` compares renderings: a changed value then shows as a changed fingerprint, never as a value,
+    and without the key. Writers keep an unchanged value's ciphertext (sops and Shipyard both reuse its IV).
+    """
+    tree: dict[str, Any] | None = None
+    for service in rendered.get("services", {}).values():
+        for entry in (service.get("env") or {}).values():
+            if not (isinstance(entry, dict) and "secret" in entry):
+                continue
+            if tree is None:
+                relative = relative_name(str(rendered.get("environment")))
+                tree = file_problems(root, relative)[1] if (root / relative).is_file() else None
+                tree = tree or {}
+            node: Any = tree
+            for key in str(entry["secret"]).split("."):
+                node = node.get(key) if isinstance(node, dict) else None
+            entry["encrypted"] = hashlib.sha256(node.encode()).hexdigest()[:12] if isinstance(node, str) else None
+    return rendered
