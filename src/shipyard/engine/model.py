@@ -48,6 +48,10 @@ class Release:
     # variable → key path in secrets/<env>.yaml, and a keyed hash of their values; never the values
     secrets: tuple[tuple[str, str], ...] = ()
     secrets_digest: str = ""
+    # the release phase: run once before any instance of this release starts (empty: none)
+    release_command: tuple[str, ...] = ()
+    release_timeout: float = 0.0
+    rerun_on_rollback: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -57,6 +61,9 @@ class Release:
         }
         if self.secrets:
             data.update(secrets=dict(self.secrets), secrets_digest=self.secrets_digest)
+        if self.release_command:
+            data.update(release_command=list(self.release_command), release_timeout=self.release_timeout,
+                        rerun_on_rollback=self.rerun_on_rollback)
         return data
 
     @classmethod
@@ -67,6 +74,8 @@ class Release:
             memory=data["memory"], readiness=Probe(**data["readiness"]), liveness=Probe(**data["liveness"]),
             startup_timeout=data["startup_timeout"],
             secrets=tuple(sorted((data.get("secrets") or {}).items())), secrets_digest=data.get("secrets_digest", ""),
+            release_command=tuple(data.get("release_command") or ()), release_timeout=data.get("release_timeout", 0.0),
+            rerun_on_rollback=bool(data.get("rerun_on_rollback", False)),
         )
 
 

@@ -39,6 +39,9 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int],
     }
     if secrets is not None:
         fields["secrets"] = {"refs": dict(secrets.refs), "digest": secrets.digest}
+    phase = service.release
+    if phase is not None:  # a changed migration command is a new release (its timeout alone is not)
+        fields["release_command"] = phase.command
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return Release(
         id=f"{service.name}-{digest}", service=service.name, version=service.version, snapshot=snapshot,
@@ -46,6 +49,8 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int],
         memory=service.resources.memory, readiness=_probe(service.health.readiness),
         liveness=_probe(service.health.liveness), startup_timeout=service.health.startup_timeout,
         secrets=secrets.refs if secrets else (), secrets_digest=secrets.digest if secrets else "",
+        release_command=tuple(phase.command) if phase else (), release_timeout=phase.timeout if phase else 0.0,
+        rerun_on_rollback=phase.rerun_on_rollback if phase else False,
     )
 
 

@@ -291,6 +291,15 @@ class Strategy(Model):
     canary: CanaryStrategy = Field(default_factory=CanaryStrategy)
 
 
+class ReleasePhase(Model):
+    command: list[str] = Field(min_length=1, description="argv run once per new release, before any of its instances "
+                               "gets traffic, in the release's sandbox with its files and env (schema migrations); "
+                               "a non-zero exit keeps the release from being deployed.")
+    timeout: Duration = Field(default=600.0, gt=0, description="A release phase still running after this fails.")
+    rerun_on_rollback: bool = Field(default=False, description="Run it again when an older release comes back "
+                                    "(a rollback); migrations are not rolled back with the code either way.")
+
+
 class Service(Document):
     kind: Literal["Service"]
     name: Name = Field(description="Stable name: lower case letters, digits and `-`.")
@@ -307,6 +316,8 @@ class Service(Document):
     stop: Stop = Field(default_factory=Stop)
     routing: Routing = Field(default_factory=Routing)
     strategy: Strategy = Field(default_factory=Strategy)
+    release: Optional[ReleasePhase] = Field(default=None, description="A command run once per new release before "
+                                            "traffic (Heroku's release phase).")
 
 
 # ---- project and environments --------------------------------------------------------------------
