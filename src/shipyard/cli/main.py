@@ -29,9 +29,9 @@ def _register() -> None:
     for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS, *gitops_commands.COMMANDS,
                     *rollout_commands.COMMANDS]:
         cli.add_command(command)
-    from shipyard.cli import secret_commands
+    from shipyard.cli import db_commands, secret_commands
 
-    for command in secret_commands.COMMANDS:
+    for command in [*secret_commands.COMMANDS, *db_commands.COMMANDS]:
         cli.add_command(command)
 
 

@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.data.databases import provide
 from shipyard.engine.model import DesiredService
 from shipyard.engine.releases import build_release, desired_service, secret_refs
 from shipyard.errors import Problem, SpecError
@@ -62,6 +63,7 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
     """Snapshot each artifact, record each release, and describe what should run."""
     services = {}
     resolver = SecretResolver(rendered.root, rendered.environment, state_dir)
+    credentials = provide(state_dir, rendered.services)  # the environment's PostgreSQL, roles and databases
     for name, service in sorted(rendered.services.items()):
         source = rendered.root / service.artifact.path
         snapshot = tree_hash(source)
@@ -72,7 +74,7 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
             relative = f"secrets/{rendered.environment}.yaml"
             message = str(exc).removeprefix(f"{relative}: ")
             raise SpecError([Problem(relative, 1, 1, "", message)]) from None
-        release = build_release(service, snapshot, endpoints, secrets)
+        release = build_release(service, snapshot, endpoints, secrets, credentials.get(name, ""))
         if secrets is not None:
             resolver.save(release.id, secrets, datetime.datetime.now(datetime.timezone.utc))
         store.save_release(release)

@@ -52,6 +52,9 @@ class Release:
     release_command: tuple[str, ...] = ()
     release_timeout: float = 0.0
     rerun_on_rollback: bool = False
+    # variable → database the environment provides, and a digest of the credentials (never the password)
+    databases: tuple[tuple[str, str], ...] = ()
+    databases_digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -64,6 +67,8 @@ class Release:
         if self.release_command:
             data.update(release_command=list(self.release_command), release_timeout=self.release_timeout,
                         rerun_on_rollback=self.rerun_on_rollback)
+        if self.databases:
+            data.update(databases=[list(pair) for pair in self.databases], databases_digest=self.databases_digest)
         return data
 
     @classmethod
@@ -76,6 +81,8 @@ class Release:
             secrets=tuple(sorted((data.get("secrets") or {}).items())), secrets_digest=data.get("secrets_digest", ""),
             release_command=tuple(data.get("release_command") or ()), release_timeout=data.get("release_timeout", 0.0),
             rerun_on_rollback=bool(data.get("rerun_on_rollback", False)),
+            databases=tuple((str(v), str(d)) for v, d in data.get("databases") or ()),
+            databases_digest=data.get("databases_digest", ""),
         )
 
 

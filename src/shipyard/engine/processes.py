@@ -10,6 +10,7 @@ from typing import Callable
 from shipyard.engine.desired import DesiredState
 from shipyard.engine.model import Instance, Release
 from shipyard.runtime.base import Handle, InstanceSpec, Limits, RuntimeDriver
+from shipyard.data.databases import database_env
 from shipyard.secrets.release import release_env
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
@@ -34,6 +35,8 @@ def instance_spec(state_dir: Path, desired: DesiredState, release: Release, inst
     env.update(dict(release.env))
     if release.secrets:  # decrypted into the instance's environment only: never argv, the store or a log
         env.update(release_env(state_dir, release.id))
+    if release.databases:  # the URLs hold the role's password: the same rule
+        env.update(database_env(state_dir, release.service, release.databases))
     return InstanceSpec(
         instance_id=instance.id, service=instance.service, argv=release.command,
         snapshot_dir=state_dir / "snapshots" / release.snapshot, data_dir=data_dir, run_dir=run_dir, env=env,

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.data.postgres import PostgresServer
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
 from shipyard.engine.desired import DesiredState, free_port_except
@@ -190,6 +191,9 @@ class Reconciler:
             else:
                 self._begin_stop(instance_id, "environment shut down")
         await asyncio.gather(*self._stops.values(), return_exceptions=True)
+        for task in self._phases.values():
+            task.cancel()
+        await asyncio.to_thread(PostgresServer(self.state_dir).stop)  # its data stays for the next `up`
 
     # ---- applying a plan ---------------------------------------------------------------------------
     async def _apply(self, result: Plan) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from shipyard.engine.model import DesiredService, Probe, Progressive, Release, Rolling
+from shipyard.data.databases import grants
 from shipyard.secrets.release import ResolvedSecrets
 from shipyard.spec.models import Probe as ProbeSpec
 from shipyard.spec.models import SecretRef, Service
@@ -24,7 +25,7 @@ def secret_refs(service: Service) -> dict[str, str]:
 
 
 def build_release(service: Service, snapshot: str, endpoints: dict[str, int],
-                  secrets: ResolvedSecrets | None = None) -> Release:
+                  secrets: ResolvedSecrets | None = None, databases_digest: str = "") -> Release:
     """The release a service's spec asks for; its id hashes everything that defines it.
 
     Secret values enter the id only as `secrets.digest`, a keyed hash: the store never sees them.
@@ -39,6 +40,9 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int],
     }
     if secrets is not None:
         fields["secrets"] = {"refs": dict(secrets.refs), "digest": secrets.digest}
+    databases = tuple((g.variable, g.database) for g in grants(service))
+    if databases:
+        fields["databases"] = {"urls": [list(pair) for pair in databases], "digest": databases_digest}
     phase = service.release
     if phase is not None:  # a changed migration command is a new release (its timeout alone is not)
         fields["release_command"] = phase.command
@@ -51,6 +55,7 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int],
         secrets=secrets.refs if secrets else (), secrets_digest=secrets.digest if secrets else "",
         release_command=tuple(phase.command) if phase else (), release_timeout=phase.timeout if phase else 0.0,
         rerun_on_rollback=phase.rerun_on_rollback if phase else False,
+        databases=databases, databases_digest=databases_digest if databases else "",
     )
 
 

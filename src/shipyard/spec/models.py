@@ -291,6 +291,12 @@ class Strategy(Model):
     canary: CanaryStrategy = Field(default_factory=CanaryStrategy)
 
 
+class Database(Model):
+    name: Name = Field(description="The database's name, unique in the environment; its URL is `DATABASE_URL` "
+                       "(with several: `<NAME>_DATABASE_URL` for each).")
+    engine: Literal["postgres"] = Field(default="postgres", description="The server the environment runs for it.")
+
+
 class ReleasePhase(Model):
     command: list[str] = Field(min_length=1, description="argv run once per new release, before any of its instances "
                                "gets traffic, in the release's sandbox with its files and env (schema migrations); "
@@ -316,6 +322,8 @@ class Service(Document):
     stop: Stop = Field(default_factory=Stop)
     routing: Routing = Field(default_factory=Routing)
     strategy: Strategy = Field(default_factory=Strategy)
+    databases: list[Database] = Field(default_factory=list, description="Databases the environment provides to this "
+                                      "service alone (a role per service; no other service can connect).")
     release: Optional[ReleasePhase] = Field(default=None, description="A command run once per new release before "
                                             "traffic (Heroku's release phase).")
 

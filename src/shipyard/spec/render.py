@@ -89,6 +89,7 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
     problems.extend(_check_references(source, services, positions, set(env_model.services)))
     problems.extend(_check_secrets(source.root, environment, services, positions))
+    problems.extend(_check_databases(services, positions))
     if problems or source.project is None:
         return None, problems
     return DesiredEnvironment(source.project.name, environment, source.root, services), problems
@@ -181,6 +182,21 @@ def _check_secrets(root: Path, environment: str, services: dict[str, Service],
                 position = locate(("env", variable, "secret"))
                 refs.append((value.secret, position, field_path((*position.prefix, "env", variable, "secret"))))
     return problems + reference_problems(root, environment, refs)
+
+
+def _check_databases(services: dict[str, Service], positions: dict[str, dict[PathKey, Position]]) -> list[Problem]:
+    """A database belongs to one service: the same name twice in an environment would be shared."""
+    owners: dict[str, str] = {}
+    problems = []
+    for name in sorted(services):
+        locate = _locator(positions[name], "services")
+        for index, database in enumerate(services[name].databases):
+            key = database.name.replace("-", "_")
+            if key in owners:
+                problems.append(_at(locate, ("databases", index, "name"), f"database `{database.name}` already "
+                                    f"belongs to `{owners[key]}`: services do not share databases"))
+            owners.setdefault(key, name)
+    return problems
 
 
 def _missing_dependency(source: ProjectSource, dependency: str) -> str:
