@@ -104,7 +104,7 @@ def test_a_secret_reaches_the_instance_only_and_never_shows_anywhere_else(plane:
             assert value not in text, f"a secret value appears in {name}"
 
 
-def test_a_tampered_file_is_rejected_and_the_running_release_stays(plane: ControlPlane) -> None:
+def test_a_tampered_file_or_a_missing_key_is_rejected_and_the_running_release_stays(plane: ControlPlane) -> None:
     plane.up()
     release = plane.service("payments")["instances"][0]["release"]
     path = plane.project / "secrets" / "dev.yaml"
@@ -121,6 +121,12 @@ def test_a_tampered_file_is_rejected_and_the_running_release_stays(plane: Contro
     env = {"PATH": os.environ["PATH"], "SOPS_AGE_KEY_FILE": str(plane.state_dir / "age.key")}
     assert subprocess.run([sops_path(), "--disable-version-check", "decrypt", str(path)], env=env,
                           capture_output=True).returncode != 0, "sops agrees the file is tampered"
+
+    _git(plane.project, "checkout", "--", "secrets/dev.yaml")
+    (plane.state_dir / "age.key").rename(plane.state_dir / "age.key.away")
+    result = plane.cli("apply", str(plane.project), check=False)
+    assert result.returncode == 1 and "no age key at" in result.stderr and "shipyard secrets keygen" in result.stderr
+    assert [i["release"] for i in plane.instances("payments", "ready")] == [release]
 
 
 def test_validate_refuses_plaintext_and_unknown_references(plane: ControlPlane) -> None:
