@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.data.databases import provide
+from shipyard.data.errors import DatabaseError
 from shipyard.engine.model import DesiredService
 from shipyard.engine.releases import build_release, desired_service, secret_refs
 from shipyard.errors import Problem, SpecError
@@ -63,7 +64,10 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
     """Snapshot each artifact, record each release, and describe what should run."""
     services = {}
     resolver = SecretResolver(rendered.root, rendered.environment, state_dir)
-    credentials = provide(state_dir, rendered.services)  # the environment's PostgreSQL, roles and databases
+    try:
+        credentials = provide(state_dir, rendered.services)  # the environment's PostgreSQL, roles and databases
+    except DatabaseError as exc:  # the revision cannot run here: reject it with the reason, change nothing
+        raise SpecError([Problem("services", 1, 1, "databases", str(exc))]) from None
     for name, service in sorted(rendered.services.items()):
         source = rendered.root / service.artifact.path
         snapshot = tree_hash(source)

@@ -63,7 +63,7 @@ def generate_key_file(path: Path, now: datetime.datetime) -> str:
     public = str(identity.to_public())
     text = (f"# created: {now.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
             f"# public key: {public}\n{identity}\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a state dir is 0700
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
