@@ -87,6 +87,18 @@ class PostgresServer:
             return False
         return self._as_postgres([str(binaries() / "pg_ctl"), "status", "-D", str(self.data)], check=False).returncode == 0
 
+    def alive(self) -> bool:
+        """Cheap (two file reads, no subprocess): the postmaster of `postmaster.pid` is a live process."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+            with open(f"/proc/{pid}/stat") as handle:
+                return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def exists(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
     def ensure_running(self) -> None:
         """Initialise on first use; start (detached) when down; wait until it accepts connections."""
         if not (self.data / "PG_VERSION").exists():

@@ -159,6 +159,7 @@ class Reconciler:
                     if r.progressive and r.previous and r.status in ("progressing", "failed")}
         releases = {rid: release for rid in previous if (release := self.store.release(rid)) is not None}
         self._release_phases()
+        await self._supervise_database()
         world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
                       time.time(), self.desired.revision, self.suspended, releases)
         result = plan(world)
@@ -259,6 +260,21 @@ class Reconciler:
         self._save_rollout(moved)
         self.wake()
         return moved
+
+    async def _supervise_database(self) -> None:
+        """Start the environment's PostgreSQL again if it died (it recovers from its WAL)."""
+        assert self.desired is not None
+        if not any(s.release.databases for s in self.desired.services.values()):
+            return
+        server = PostgresServer(self.state_dir)
+        if server.exists() and not server.alive():
+            self.event("Warning", "environment", "DatabaseDown", "PostgreSQL is not running: starting it again")
+            try:
+                await asyncio.to_thread(server.ensure_running)
+            except ShipyardError as exc:
+                self.event("Warning", "environment", "DatabaseFailed", str(exc))
+                return
+            self.event("Normal", "environment", "DatabaseStarted", f"PostgreSQL is back on port {server.port}")
 
     def _release_phases(self) -> None:
         """Hold each rollout whose target's release phase has not succeeded; start the phases that must run."""
