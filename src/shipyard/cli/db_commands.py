@@ -35,6 +35,8 @@ def db() -> None:
 def _target(state_dir: Path | None, service: str, database: str | None) -> tuple[Path, PostgresServer, str]:
     state = resolve_state_dir(state_dir)
     server = PostgresServer(state)
+    if not (state / "state.db").exists():
+        raise DatabaseError(f"no environment in {state}: start one with `shipyard up DIR --env NAME`")
     store = Store(state / "state.db")
     try:
         releases = [release for _, release in store.releases(service)]
