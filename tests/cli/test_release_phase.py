@@ -91,6 +91,7 @@ def test_a_failed_migration_is_not_deployed_and_a_good_one_runs_once_before_traf
     assert len(runs) == 3, "each release's phase ran exactly once"
     instances = plane.wait_ready("orders", 2)
     assert all(i["release"] == release_3 and i["started_at"] > runs[2][1] for i in instances)
+    assert not list((plane.state_dir / "jobs").iterdir()), "a finished job leaves no run dir behind"
 
 
 def test_a_migration_that_times_out_is_killed_and_not_deployed(plane: ControlPlane) -> None:

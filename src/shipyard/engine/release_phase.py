@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import os
 import shlex
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,7 @@ async def wait_phase(driver: RuntimeDriver, handle: Handle, timeout: float) -> P
             break
         await asyncio.sleep(0.02)
     await asyncio.to_thread(driver.release, handle)
-    return PhaseResult(exit_code, timed_out, tail(handle), started, time.time())
+    return PhaseResult(exit_code, timed_out, _collect(handle), started, time.time())
 
 
 async def _wait_exit(handle: Handle, timeout: float) -> bool:
@@ -167,6 +168,15 @@ async def _wait_exit(handle: Handle, timeout: float) -> bool:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+def _collect(handle: Handle) -> list[str]:
+    """The job's last lines; then its run dir goes (the record keeps what status shows)."""
+    lines = tail(handle)
+    run_dir = Path(handle.stdout_path).parent
+    if run_dir.parent.name == "jobs":
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return lines
 
 
 def tail(handle: Handle, lines: int = TAIL_LINES) -> list[str]:
@@ -191,4 +201,4 @@ async def resume_phase(driver: RuntimeDriver, handle: Handle, started_at: float,
         await _wait_exit(handle, 10.0)
     exit_code = driver.status(handle).exit_code
     await asyncio.to_thread(driver.release, handle)
-    return PhaseResult(exit_code, timed_out, tail(handle), started_at, time.time())
+    return PhaseResult(exit_code, timed_out, _collect(handle), started_at, time.time())
