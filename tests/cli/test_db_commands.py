@@ -42,8 +42,10 @@ def plane(tmp_path: Path):
                 probe_service("catalog", databases=[{"name": "catalog"}])]
     created = ControlPlane(write_project(tmp_path / "project", services), tmp_path / "state")
     yield created
-    created.teardown()
-    PostgresServer(created.state_dir).remove()
+    try:
+        created.teardown()
+    finally:
+        PostgresServer(created.state_dir).remove()  # even when `down` fails, no server or data is left behind
 
 
 def test_each_service_reaches_only_its_own_database_keeps_its_rows_and_rotates(plane: ControlPlane, tmp_path: Path) -> None:
