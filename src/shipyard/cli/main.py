@@ -33,6 +33,10 @@ def _register() -> None:
     from shipyard.cli import artifact_commands
     for command in artifact_commands.COMMANDS:
         cli.add_command(command)
+    from shipyard.cli import db_commands, secret_commands
+
+    for command in [*secret_commands.COMMANDS, *db_commands.COMMANDS]:
+        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,6 +50,17 @@ class Release:
     rootfs: bool = False     # a full image: the snapshot is the instance's `/`
     workdir: str = ""        # a full image's working directory
 
+    # variable → key path in secrets/<env>.yaml, and a keyed hash of their values; never the values
+    secrets: tuple[tuple[str, str], ...] = ()
+    secrets_digest: str = ""
+    # the release phase: run once before any instance of this release starts (empty: none)
+    release_command: tuple[str, ...] = ()
+    release_timeout: float = 0.0
+    rerun_on_rollback: bool = False
+    # variable → database the environment provides, and a digest of the credentials (never the password)
+    databases: tuple[tuple[str, str], ...] = ()
+    databases_digest: str = ""
+
     @property
     def source(self) -> str:
         """`image` for a built artifact, `local` for a snapshot of `artifact.path`."""
@@ -63,6 +74,13 @@ class Release:
         }
         if self.digest:
             data.update(digest=self.digest, image=self.image, rootfs=self.rootfs, workdir=self.workdir)
+        if self.secrets:
+            data.update(secrets=dict(self.secrets), secrets_digest=self.secrets_digest)
+        if self.release_command:
+            data.update(release_command=list(self.release_command), release_timeout=self.release_timeout,
+                        rerun_on_rollback=self.rerun_on_rollback)
+        if self.databases:
+            data.update(databases=[list(pair) for pair in self.databases], databases_digest=self.databases_digest)
         return data
 
     @classmethod
@@ -73,6 +91,11 @@ class Release:
             memory=data["memory"], readiness=Probe(**data["readiness"]), liveness=Probe(**data["liveness"]),
             startup_timeout=data["startup_timeout"], digest=data.get("digest", ""), image=data.get("image", ""),
             rootfs=bool(data.get("rootfs", False)), workdir=data.get("workdir", ""),
+            secrets=tuple(sorted((data.get("secrets") or {}).items())), secrets_digest=data.get("secrets_digest", ""),
+            release_command=tuple(data.get("release_command") or ()), release_timeout=data.get("release_timeout", 0.0),
+            rerun_on_rollback=bool(data.get("rerun_on_rollback", False)),
+            databases=tuple((str(v), str(d)) for v, d in data.get("databases") or ()),
+            databases_digest=data.get("databases_digest", ""),
         )
 
 

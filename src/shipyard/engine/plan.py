@@ -14,6 +14,7 @@ from shipyard.engine.actions import admit, due, heal_and_trim, retire, stop_orde
 from shipyard.engine.capacity import Budget
 from shipyard.delivery.phases import STARTING
 from shipyard.engine.progressive_plan import plan_progressive, wait
+from shipyard.engine.release_phase import RELEASING
 from shipyard.engine.model import (
     DOWN_STATES,
     Capacity,
@@ -96,8 +97,9 @@ def _plan_service(world: World, desired: DesiredService, instances: list[Instanc
     old = [i for i in instances if i.release != target and i.state is not State.STOPPING]
     stopping = [i for i in instances if i.state is State.STOPPING]
     before = len(result.conditions)
-    if rollout.status == "failed":
-        # Stopped where it was: keep healing whatever runs, start and stop nothing else.
+    if rollout.status in ("failed", RELEASING):
+        # Stopped where it was (or waiting for the release phase): keep healing whatever runs, start and stop
+        # nothing else.
         result.restart.extend(i.id for i in current + old if due(i, world.now))
     elif desired.strategy == "recreate":
         _recreate(world, desired, current, old, stopping, budget, result)

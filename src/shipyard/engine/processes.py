@@ -10,6 +10,8 @@ from typing import Callable
 from shipyard.engine.desired import DesiredState
 from shipyard.engine.model import Instance, Release
 from shipyard.runtime.base import Handle, InstanceSpec, Limits, RuntimeDriver
+from shipyard.data.databases import database_env
+from shipyard.secrets.release import release_env
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 ROOTFS_DATA_DIR = "/data"   # where a full image's instances find the service's data dir
@@ -37,6 +39,10 @@ def instance_spec(state_dir: Path, desired: DesiredState, release: Release, inst
         env["PATH"] = dict(release.env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         env["SHIPYARD_DATA_DIR"] = ROOTFS_DATA_DIR
     env.update(dict(release.env))
+    if release.secrets:  # decrypted into the instance's environment only: never argv, the store or a log
+        env.update(release_env(state_dir, release.id))
+    if release.databases:  # the URLs hold the role's password: the same rule
+        env.update(database_env(state_dir, release.service, release.databases))
     if release.rootfs:
         return InstanceSpec(
             instance_id=instance.id, service=instance.service, argv=release.command,

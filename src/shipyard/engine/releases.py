@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.engine.model import DesiredService, Probe, Progressive, Release, Rolling
+from shipyard.data.databases import grants
+from shipyard.secrets.release import ResolvedSecrets
 from shipyard.spec.models import Probe as ProbeSpec
-from shipyard.spec.models import Service
+from shipyard.spec.models import SecretRef, Service
 
 
 def dependency_env(needs: list[str], endpoints: dict[str, int]) -> dict[str, str]:
@@ -30,11 +32,21 @@ class ImageRun:
     workdir: str = ""
 
 
-def build_release(service: Service, snapshot: str, endpoints: dict[str, int], image: ImageRun | None = None) -> Release:
-    """The release a service's spec asks for; its id hashes everything that defines it."""
-    env = {**(image.env if image else {}), **service.env, **dependency_env(service.needs, endpoints)}
+def secret_refs(service: Service) -> dict[str, str]:
+    """The service's `{secret: KEY.PATH}` env entries: variable → key path."""
+    return {name: value.secret for name, value in service.env.items() if isinstance(value, SecretRef)}
+
+
+def build_release(service: Service, snapshot: str, endpoints: dict[str, int], image: ImageRun | None = None,
+                  secrets: ResolvedSecrets | None = None, databases_digest: str = "") -> Release:
+    """The release a service's spec asks for; its id hashes everything that defines it.
+
+    Secret values enter the id only as `secrets.digest`, a keyed hash: the store never sees them.
+    """
+    plain = {name: value for name, value in service.env.items() if isinstance(value, str)}
+    env = {**(image.env if image else {}), **plain, **dependency_env(service.needs, endpoints)}
     command = tuple(service.artifact.command) or (image.command if image else ())
-    fields = {
+    fields: dict[str, object] = {
         "version": service.version, "snapshot": snapshot, "command": list(command),
         "env": dict(sorted(env.items())), "cpu": service.resources.cpu, "memory": service.resources.memory,
         "readiness": service.health.readiness.model_dump(), "liveness": service.health.liveness.model_dump(),
@@ -42,6 +54,14 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int], im
     }
     if image:
         fields.update(digest=image.digest, rootfs=image.rootfs, workdir=image.workdir)
+    if secrets is not None:
+        fields["secrets"] = {"refs": dict(secrets.refs), "digest": secrets.digest}
+    databases = tuple((g.variable, g.database) for g in grants(service))
+    if databases:
+        fields["databases"] = {"urls": [list(pair) for pair in databases], "digest": databases_digest}
+    phase = service.release
+    if phase is not None:  # a changed migration command is a new release (its timeout alone is not)
+        fields["release_command"] = phase.command
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return Release(
         id=f"{service.name}-{digest}", service=service.name, version=service.version, snapshot=snapshot,
@@ -50,6 +70,10 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int], im
         liveness=_probe(service.health.liveness), startup_timeout=service.health.startup_timeout,
         digest=image.digest if image else "", image=image.name if image else "",
         rootfs=image.rootfs if image else False, workdir=image.workdir if image else "",
+        secrets=secrets.refs if secrets else (), secrets_digest=secrets.digest if secrets else "",
+        release_command=tuple(phase.command) if phase else (), release_timeout=phase.timeout if phase else 0.0,
+        rerun_on_rollback=phase.rerun_on_rollback if phase else False,
+        databases=databases, databases_digest=databases_digest if databases else "",
     )
 
 

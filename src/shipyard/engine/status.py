@@ -73,6 +73,7 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "rollout": dataclasses.asdict(rollout) if rollout else None,
         "instances": [_instance(reconciler, i) for i in instances],
         "traffic": _traffic(reconciler, name, instances),
+        "release_phase": _release_phase(reconciler, declared.release if declared else None),
     }
 
 
@@ -82,6 +83,14 @@ def _artifact(release: Any) -> dict[str, Any]:
         return {"source": "image", "image": release.image, "digest": release.digest,
                 "kind": "full" if release.rootfs else "app"}
     return {"source": "local", "snapshot": release.snapshot}
+
+
+def _release_phase(reconciler: "Reconciler", release: Any) -> dict[str, Any] | None:
+    """The last run of the declared release's phase: status, exit code, last output lines (no handle)."""
+    if release is None or not release.release_command:
+        return None
+    record = reconciler.store.get(f"release_phase/{release.id}")
+    return {k: v for k, v in record.items() if k != "handle"} if record else {"status": "pending"}
 
 
 def _traffic(reconciler: "Reconciler", name: str, instances: list[Any]) -> dict[str, Any] | None:

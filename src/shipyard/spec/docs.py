@@ -23,6 +23,8 @@ from shipyard.spec import models
 from shipyard.spec.models import (
     NAME_PATTERN,
     Analysis,
+    EnvEntry,
+    SecretRef,
     ApprovalGate,
     CommandGate,
     CompareAnalysis,
@@ -113,6 +115,7 @@ NAMED_TYPES: list[tuple[Any, str]] = [
     (CountOrPercent, "count or percentage"),
     (Fraction, "percentage"),
     (EnvValue, "scalar (kept as text)"),
+    (EnvEntry, "scalar (kept as text) or `{secret: KEY.PATH}`"),
     (Threshold, "number or duration"),
 ]
 
@@ -294,6 +297,8 @@ def _rows(model: type[BaseModel], prefix: str, defaults: dict[str, Any] | None,
         inner = _model_of(annotation)
         if inner is not None:
             rows += _rows(inner, f"{key}.", default if isinstance(default, dict) else None, unions)
+        if typing.get_origin(annotation) is dict and typing.get_args(annotation)[1] is EnvEntry:
+            rows += _rows(SecretRef, f"{key}.NAME.", None, unions)  # the one mapping form of an env value
         item = _list_item(annotation)
         if item is not None and _model_of(item) is not None:
             rows += _rows(_model_of(item), f"{key}[].", None, unions)  # type: ignore[arg-type]

@@ -72,6 +72,22 @@ class Artifact(Model):
         return self
 
 
+class SecretRef(Model):
+    secret: str = Field(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+                        description="Key path in the environment's `secrets/<env>.yaml`, e.g. `payments.api_key`; "
+                        "the decrypted value reaches the instance's environment only.")
+
+
+def _env_kind(value: object) -> str:
+    return "secret" if isinstance(value, (dict, SecretRef)) else "value"
+
+
+EnvEntry = Annotated[
+    Union[Annotated[EnvValue, Tag("value")], Annotated[SecretRef, Tag("secret")]],
+    Discriminator(_env_kind),
+]
+
+
 class Endpoint(Model):
     port: Optional[int] = Field(default=None, ge=1024, le=65535,
                                 description="Stable port on 127.0.0.1; assigned and kept when absent.")
@@ -300,6 +316,21 @@ class Strategy(Model):
     canary: CanaryStrategy = Field(default_factory=CanaryStrategy)
 
 
+class Database(Model):
+    name: Name = Field(description="The database's name, unique in the environment; its URL is `DATABASE_URL` "
+                       "(with several: `<NAME>_DATABASE_URL` for each).")
+    engine: Literal["postgres"] = Field(default="postgres", description="The server the environment runs for it.")
+
+
+class ReleasePhase(Model):
+    command: list[str] = Field(min_length=1, description="argv run once per new release, before any of its instances "
+                               "gets traffic, in the release's sandbox with its files and env (schema migrations); "
+                               "a non-zero exit keeps the release from being deployed.")
+    timeout: Duration = Field(default=600.0, gt=0, description="A release phase still running after this fails.")
+    rerun_on_rollback: bool = Field(default=False, description="Run it again when an older release comes back "
+                                    "(a rollback); migrations are not rolled back with the code either way.")
+
+
 class Service(Document):
     kind: Literal["Service"]
     name: Name = Field(description="Stable name: lower case letters, digits and `-`.")
@@ -308,13 +339,18 @@ class Service(Document):
     replicas: int = Field(default=1, ge=0, le=1000, description="Instances to run.")
     endpoint: Endpoint = Field(default_factory=Endpoint)
     ingress: Optional[Ingress] = None
-    env: dict[str, EnvValue] = Field(default_factory=dict, description="Configuration given to the service as environment variables.")
+    env: dict[str, EnvEntry] = Field(default_factory=dict, description="Configuration given to the service as "
+                                     "environment variables: a value, or `{secret: KEY.PATH}` from `secrets/<env>.yaml`.")
     needs: list[Name] = Field(default_factory=list, description="Services this one calls; each gives `<NAME>_URL`.")
     resources: Resources = Field(default_factory=Resources)
     health: Health = Field(default_factory=Health)
     stop: Stop = Field(default_factory=Stop)
     routing: Routing = Field(default_factory=Routing)
     strategy: Strategy = Field(default_factory=Strategy)
+    databases: list[Database] = Field(default_factory=list, description="Databases the environment provides to this "
+                                      "service alone (a role per service; no other service can connect).")
+    release: Optional[ReleasePhase] = Field(default=None, description="A command run once per new release before "
+                                            "traffic (Heroku's release phase).")
 
 
 # ---- project and environments --------------------------------------------------------------------

@@ -14,10 +14,11 @@ from shipyard.errors import Problem, SpecError
 from shipyard.flags.evaluate import FlagSet
 from shipyard.flags.files import load_flags
 from shipyard.spec.artifact_path import artifact_problem
+from shipyard.secrets.validate import file_problems, reference_problems, secret_files
 from shipyard.spec.hints import closest
 from shipyard.spec.load import ProjectSource, file_has_problems, load_project, service_data
 from shipyard.spec.merge import merge, merge_positions
-from shipyard.spec.models import Service
+from shipyard.spec.models import SecretRef, Service
 from shipyard.spec.problems import field_path, problems_from_validation
 from shipyard.spec.yamlfile import PathKey, Position, YamlDocument
 
@@ -74,6 +75,9 @@ def check(root: Path, environment: str | None = None) -> list[Problem]:
     names = [environment] if environment else sorted(source.environments)
     for name in names:
         problems.extend(render_environment(source, name)[1])
+    if environment is None:  # files under secrets/ that no environment renders must be encrypted too
+        for relative in secret_files(source.root):
+            problems.extend(file_problems(source.root, relative)[0])
     return _unique(problems)
 
 
@@ -109,6 +113,8 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
         problems.extend(image_problems)
     flags, flag_problems = load_flags(source.root, env_doc)
     problems.extend(flag_problems)
+    problems.extend(_check_secrets(source.root, environment, services, positions))
+    problems.extend(_check_databases(services, positions))
     if problems or source.project is None:
         return None, problems
     return (DesiredEnvironment(source.project.name, environment, source.root, services, flags, store, digests),
@@ -212,6 +218,36 @@ def _check_references(
         problem = artifact_problem(source.root, service.artifact.path) if service.artifact.path is not None else None
         if problem:
             problems.append(_at(locate, ("artifact", "path"), problem))
+    return problems
+
+
+def _check_secrets(root: Path, environment: str, services: dict[str, Service],
+                   positions: dict[str, dict[PathKey, Position]]) -> list[Problem]:
+    """`secrets/<env>.yaml` holds no plaintext, and every `{secret: ...}` of a service names a key in it."""
+    problems = file_problems(root, f"secrets/{environment}.yaml")[0] if (root / "secrets" / f"{environment}.yaml").is_file() \
+        else []
+    refs = []
+    for name in sorted(services):
+        locate = _locator(positions[name], "services")
+        for variable, value in services[name].env.items():
+            if isinstance(value, SecretRef):
+                position = locate(("env", variable, "secret"))
+                refs.append((value.secret, position, field_path((*position.prefix, "env", variable, "secret"))))
+    return problems + reference_problems(root, environment, refs)
+
+
+def _check_databases(services: dict[str, Service], positions: dict[str, dict[PathKey, Position]]) -> list[Problem]:
+    """A database belongs to one service: the same name twice in an environment would be shared."""
+    owners: dict[str, str] = {}
+    problems = []
+    for name in sorted(services):
+        locate = _locator(positions[name], "services")
+        for index, database in enumerate(services[name].databases):
+            key = database.name.replace("-", "_")
+            if key in owners:
+                problems.append(_at(locate, ("databases", index, "name"), f"database `{database.name}` already "
+                                    f"belongs to `{owners[key]}`: services do not share databases"))
+            owners.setdefault(key, name)
     return problems
 
 
