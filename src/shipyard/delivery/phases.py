@@ -70,7 +70,12 @@ def start_analysis(rollout: Rollout, config: Progressive, now: float) -> Rollout
 
 def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence: dict[str, Any],
                    now: float) -> Rollout:
-    """One interval's verdict moves the canary: advance, hold, count a failure or roll back."""
+    """A judgement moves the canary: advance, hold, count a failure or roll back.
+
+    The runner judges once the step ran its `interval` (and every `interval` while it holds), or
+    earlier scrapes once the compare entries rule out a regression; see `after_regression` for
+    a regression shown at any scrape.
+    """
     at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else f"{config.mirror:g}% mirrored traffic"
     if rollout.phase == MIRROR:
         if verdict == "pass":
@@ -98,6 +103,17 @@ def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence
                           config, now)
     record = {"kind": "analysis", "at": now, "phase": rollout.phase, "weight": rollout.weight, "verdict": verdict,
               "action": action, "reason": reason, "failures": nxt.failures, **evidence}
+    return record_decision(nxt, record)
+
+
+def after_regression(rollout: Rollout, evidence: dict[str, Any], now: float) -> Rollout:
+    """A `compare` entry's anytime-valid test shows a regression: roll back at once, whatever the
+    step's time, `minRequests` or `failureThreshold` (the test's error is bounded however often it looks)."""
+    at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else "mirrored traffic"
+    reason = f"regression detected at {at}: rolling back"
+    nxt = rollback(rollout, "AnalysisFailed", f"regression detected at {at}: {evidence.get('summary', '')}", now)
+    record = {"kind": "analysis", "at": now, "phase": rollout.phase, "weight": rollout.weight, "verdict": "fail",
+              "action": "rollback", "reason": reason, "failures": nxt.failures, **evidence}
     return record_decision(nxt, record)
 
 

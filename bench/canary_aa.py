@@ -1,0 +1,80 @@
+"""A/A canaries under load: identical releases, one after the other; none may be rolled back.
+
+Run: .venv/bin/python bench/canary_aa.py [--canaries 10] [--rate 100] [--interval 5] [--analysis all]
+
+The set-up of canary_rollback.py (one service `alpha` of the probe test app, `replicas: 3`, steps
+[5, 25, 50, 100], interval 5s, failureThreshold 2, minRequests 50, a paced load of --rate GET/s on the
+service endpoint), with the analysis `all`: successRate >= 99, compare errorRate and compare latency.
+Each round releases a new version (2.0.0, 3.0.0, ...) of the *same* app with the same env — an A/A
+canary: the new release is as good as the old one, so any rollback is a false one. `shipyard apply`,
+then `shipyard rollout status alpha` until the rollout ends. Prints per round: exit code, apply ->
+full promotion, each judgement's time and verdict, and the compare entries' final evidence (e-value,
+samples); then the count of false rollbacks (target 0) and the distribution of promotion times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from _progressive import SERVICE, PacedLoad, ProgressiveBench, print_load_line
+from canary_rollback import canary_arguments, canary_strategy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--canaries", type=int, default=10, help="A/A rounds, one after the other")
+    canary_arguments(parser)
+    parser.set_defaults(analysis="all")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    strategy = canary_strategy(args)
+    rounds: list[tuple[str, int, float, dict]] = []
+    with ProgressiveBench(args, strategy, "shipyard-bench-canary-aa-") as bench:
+        print_load_line(bench, args, "1.0.0")
+        print(f"canary strategy: {strategy['canary']}", flush=True)
+        with PacedLoad(bench.port, args.rate, args.clients) as load:
+            time.sleep(args.warmup)
+            for n in range(args.canaries):
+                version = f"{n + 2}.0.0"
+                applied = time.monotonic()
+                bench.release(version)
+                code, followed = bench.follow()
+                seconds = time.monotonic() - applied
+                record = bench.cp.service(SERVICE)["rollout"]
+                rounds.append((version, code, seconds, record))
+                print(f"round {n + 1}: {version} exit {code} after {seconds:.1f} s: {followed.splitlines()[-1][:160]}",
+                      flush=True)
+                for d in record["decisions"]:
+                    if d.get("kind") != "analysis":
+                        continue
+                    print(f"    +{d['at'] - record['started_at']:6.2f} s  {d.get('weight')}%  {d.get('verdict')} -> "
+                          f"{d.get('action')}")
+                    for check in d.get("checks") or []:
+                        inputs = check.get("inputs") or {}
+                        if "e_value" in inputs:
+                            print(f"        {check['check']}: e-value {inputs['e_value']:.3g} (rollback at "
+                                  f"{inputs['rollback_at']:g}); {check['verdict']}; canary "
+                                  f"{(inputs.get('canary') or {}).get('requests')} vs primary "
+                                  f"{(inputs.get('primary') or {}).get('requests')} requests")
+                if code != 0:
+                    # A false rollback leaves the service on the old release: re-apply to go on.
+                    print(f"    FALSE ROLLBACK: {record['message']}", flush=True)
+        outcomes = load.between(0, float("inf"))
+        bench.report_notes()
+
+    rolled_back = [r for r in rounds if r[1] != 0]
+    times = [r[2] for r in rounds if r[1] == 0]
+    print()
+    print(f"{len(rounds)} A/A canaries at {args.rate:g} req/s: {len(rolled_back)} rolled back (target 0: "
+          f"{'met' if not rolled_back else 'MISSED'})")
+    if times:
+        print(f"apply -> full promotion: median {statistics.median(times):.1f} s, min {min(times):.1f} s, "
+              f"max {max(times):.1f} s")
+    failed = sum(1 for o in outcomes if o.failure)
+    print(f"whole load run: {len(outcomes)} requests, failed {failed}; run time {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
