@@ -37,7 +37,7 @@ ANALYSES = {
     "errorRate": [{"compare": "errorRate"}],
     "both": [{"metric": "successRate", "min": 99}, {"compare": "errorRate"}],
     "latency": [{"compare": "latency"}],
-    "all": [{"metric": "successRate", "min": 99}, {"compare": "errorRate"}, {"compare": "latency"}],
+    "all": [{"metric": "successRate", "min": 99}, {"compare": "errorRate"}, {"compare": "latency", "maxIncrease": "50%"}],
 }
 
 
@@ -55,7 +55,8 @@ def canary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-requests", type=int, default=50)
     parser.add_argument("--analysis", choices=sorted(ANALYSES), default="both",
                         help="successRate: {metric: successRate, min: 99}; errorRate: {compare: errorRate}; "
-                             "both (default, as in examples/shop prod); latency: {compare: latency}; all: the three")
+                             "both (default, as in examples/shop prod); latency: {compare: latency}; all: the three "
+                             "(latency with maxIncrease 50%)")
     common_arguments(parser)
 
 
