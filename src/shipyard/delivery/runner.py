@@ -1,15 +1,18 @@
 """The slow, effectful parts of progressive rollouts — gates and analyses — run beside the reconcile loop.
 
 Each runs as a task keyed by the rollout's position (service, attempt, phase, step); its outcome
-is turned into the next rollout record by the pure transitions in progressive.py, and applied
+is turned into the next rollout record by the pure transitions in phases.py, and applied
 only if the rollout is still where it was when the task started (an operator's command or a new
-release may have moved it meanwhile).
+release may have moved it meanwhile). An analysis task watches its step: at every new scrape of
+the data plane the `compare` entries are judged over the whole canary (sequential.py), and the
+step is judged when due (see `_analyse`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -126,7 +129,9 @@ class RolloutRunner:
         ruled_out = False  # the compare entries already ruled out a regression at a judgement of this step
         while self._current(key) is not None:
             history = self.reconciler.router.traffic
-            latest = history.latest.at if history is not None and history.latest is not None else None
+            # Without scrapes (no data plane) the step is still looked at once a second.
+            latest = history.latest.at if history is not None and history.latest is not None \
+                else float(math.floor(time.time()))
             if latest != seen:
                 seen = latest
                 moved, ruled_out = await self._analyse(key, ruled_out)

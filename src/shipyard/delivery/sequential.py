@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import betaln, logsumexp
+from scipy.special import betaln
 
 from shipyard.delivery.checks import CompareCheck
 from shipyard.delivery.judge import Decision
@@ -82,7 +82,22 @@ def ratio_log_lr(x_c: Any, n_c: Any, x_p: Any, n_p: Any, theta0: float) -> np.nd
 
 def log_mixture(cumulative_log_lr: np.ndarray) -> np.ndarray:
     """Log of the mixture e-value from per-alternative cumulative log likelihood ratios (last axis)."""
-    return logsumexp(cumulative_log_lr, axis=-1) - math.log(cumulative_log_lr.shape[-1])
+    return log_mean_exp(cumulative_log_lr, axis=-1)
+
+
+def log_mean_exp(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(mean(exp(x))) along `axis`, without overflow (scipy's logsumexp costs 10x more here)."""
+    top = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(top, axis) + np.log(np.mean(np.exp(x - top), axis=axis))
+
+
+def _log_martingale(k: np.ndarray, n: np.ndarray, p: np.ndarray, mix: np.ndarray | None = None) -> np.ndarray:
+    """Log of Robbins' beta-binomial mixture martingale against the rate p after k events in n trials
+    (`mix`, the log marginal likelihood, may be given: it does not depend on p)."""
+    if mix is None:
+        mix = betaln(PRIOR + k, PRIOR + n - k) - betaln(PRIOR, PRIOR)
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    return mix - k * np.log(p) - (n - k) * np.log1p(-p)
 
 
 def upper_bound(k: Any, n: Any, alpha: float) -> np.ndarray:
@@ -92,14 +107,20 @@ def upper_bound(k: Any, n: Any, alpha: float) -> np.ndarray:
     """
     k, n = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(n, dtype=float))
     mix = betaln(PRIOR + k, PRIOR + n - k) - betaln(PRIOR, PRIOR)
-    limit = -math.log(alpha)
     low, high = np.divide(k, n, out=np.zeros_like(n), where=n > 0), np.ones_like(n)
     for _ in range(30):
         mid = (low + high) / 2
-        log_m = mix - k * np.log(mid) - (n - k) * np.log1p(-np.minimum(mid, 1 - 1e-15))
-        inside = log_m < limit
+        inside = _log_martingale(k, n, mid, mix) < -math.log(alpha)
         low, high = np.where(inside, mid, low), np.where(inside, high, mid)
     return np.where(n > 0, high, 1.0)
+
+
+def excludes(k: Any, n: Any, rate: Any, alpha: float) -> np.ndarray:
+    """Whether the confidence sequence puts the rate below `rate` (`upper_bound(k, n, alpha) < rate`,
+    without the search: the martingale grows with p above k/n)."""
+    k, n, rate = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (k, n, rate)))
+    above = (n > 0) & (rate * n > k)
+    return above & (_log_martingale(k, n, rate) >= -math.log(alpha))
 
 
 def lower_bound(k: Any, n: Any, alpha: float) -> np.ndarray:
@@ -169,7 +190,7 @@ def judge_sequential(check: CompareCheck, canary: Sequence[WindowStats],
                         {"compare": check.compare, "e_value": 1.0, "rollback_at": 1 / alpha})
     per_series = log_mixture(ratio_log_lr(c.events, c.requests, p.events, p.requests,
                                           1 + check.max_increase).sum(axis=0))
-    log_e = float(logsumexp(per_series) - math.log(len(names)))
+    log_e = float(log_mean_exp(per_series))
     kc, nc = c.events.sum(axis=0), c.requests.sum(axis=0)
     kp, np_ = p.events.sum(axis=0), p.requests.sum(axis=0)
     upper = upper_bound(kc, nc, alpha / 2)
