@@ -79,6 +79,47 @@ def test_a_failing_canary_is_rolled_back_and_can_be_retried(plane):
     assert refused.returncode == 1 and "failed, not progressing" in refused.stderr
 
 
+COMPARE = [{"compare": "errorRate"}, {"compare": "latency", "maxIncrease": "50%"}]
+
+
+def test_a_compare_regression_rolls_back_at_the_scrape_that_shows_it(plane):
+    cp = plane([canary(analysis=COMPARE)])
+    cp.up()
+    with Load(endpoint_port(cp, "alpha")):
+        # A minute per step and five failures allowed: only the sequential test can roll back this soon.
+        release(cp, canary(version="2.0.0", env={"FAIL_RATE": "0.3"}, interval="60s", failureThreshold=5,
+                           analysis=COMPARE))
+        follow = cp.cli("rollout", "status", "alpha", check=False)
+    assert follow.returncode == 1 and "regression detected at 20% of traffic" in follow.stdout
+    assert "e-value" in follow.stdout
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["reason"]) == ("failed", "AnalysisFailed")
+    assert record["updated_at"] - record["started_at"] < 30
+    last = record["decisions"][-1]
+    assert (last["verdict"], last["action"]) == ("fail", "rollback")
+    errors = next(c for c in last["checks"] if c["check"] == "compare errorRate")
+    assert errors["verdict"] == "fail" and errors["inputs"]["e_value"] >= errors["inputs"]["rollback_at"] == 20
+    assert errors["inputs"]["canary"]["events"] > 0 and errors["inputs"]["primary"]["requests"] > 0
+    failed = [e for e in json.loads(cp.cli("events", "-o", "json").stdout) if e["reason"] == "AnalysisFailed"]
+    assert failed and "e-value" in failed[-1]["data"]["summary"]
+
+
+def test_a_healthy_canary_advances_once_its_compare_entries_rule_out_a_regression(plane):
+    cp = plane([canary(analysis=COMPARE)])
+    cp.up()
+    with Load(endpoint_port(cp, "alpha")) as load:
+        release(cp, canary(version="2.0.0", analysis=COMPARE))
+        cp.cli("rollout", "status", "alpha")
+    assert load.result.failures == []
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["phase"]) == ("complete", "promoted")
+    passed = [d for d in record["decisions"] if d["kind"] == "analysis" and d["verdict"] == "pass"]
+    assert [d["weight"] for d in passed] == [20, 50]
+    for check in passed[0]["checks"]:
+        assert check["verdict"] == "pass" and "regression ruled out" in check["reason"]
+        assert check["inputs"]["canary"]["upper"] < check["inputs"]["allowed"]
+
+
 def test_too_little_traffic_holds_header_matches_reach_the_canary_and_mirroring_spares_users(plane):
     cp = plane([canary()])
     cp.up()

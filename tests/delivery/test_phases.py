@@ -35,6 +35,19 @@ def olds(n: int = 4) -> list:
 
 
 # ---- transitions ------------------------------------------------------------------------------------
+def test_a_regression_rolls_back_at_once_whatever_the_failures_and_the_step_time() -> None:
+    rollout = canary_rollout(phase=phases.STEP, step=0, weight=10, failures=0, check_started_at=50.0,
+                             next_check_at=55.0)
+    evidence = {"summary": "errorRate: e-value 42 (rollback at 20)", "checks": []}
+    moved = phases.after_regression(rollout, evidence, 51.0)
+    assert (moved.status, moved.phase, moved.weight, moved.reason) == ("failed", phases.ROLLED_BACK, 0, "AnalysisFailed")
+    assert moved.failures == 0 and moved.next_check_at is None
+    assert "regression detected at 10% of traffic: errorRate: e-value 42" in moved.message
+    last = moved.decisions[-1]
+    assert (last["verdict"], last["action"], last["weight"], last["summary"]) == ("fail", "rollback", 10, evidence["summary"])
+    assert phases.decision_reason(last) == "AnalysisFailed"
+
+
 def test_the_first_ready_canary_gets_the_first_step_or_its_gates_or_mirrored_traffic() -> None:
     rollout = canary_rollout()
     stepped = phases.after_canary_ready(rollout, CANARY, 10.0)

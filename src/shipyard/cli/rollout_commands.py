@@ -86,7 +86,10 @@ def _describe(entry: dict[str, Any], record: dict[str, Any] | None, state: str) 
         if record.get("decisions"):
             last = record["decisions"][-1]
             text += f"\n  last decision: {last.get('reason', '')}"
-            if last.get("summary"):
+            checks = [c for c in last.get("checks") or [] if isinstance(c, dict) and c.get("reason")]
+            if checks:  # one line per entry: its evidence and how far it is from each decision
+                text += "".join(f"\n    {c.get('check')}: {c.get('verdict')} — {c['reason']}" for c in checks)
+            elif last.get("summary"):
                 text += f"\n    {last['summary']}"
     if record and state not in ("complete", "failed", "pending"):
         if record.get("waiting"):

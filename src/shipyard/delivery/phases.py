@@ -70,11 +70,14 @@ def start_analysis(rollout: Rollout, config: Progressive, now: float) -> Rollout
 
 def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence: dict[str, Any],
                    now: float, deadline: float | None = None) -> Rollout:
-    """One interval's verdict moves the canary: advance, hold, count a failure or roll back.
+    """A judgement moves the canary: advance, hold, count a failure or roll back.
 
-    Too little traffic to judge holds, and says so once: the first inconclusive interval at a
-    position is recorded (an event), the next ones only refresh the message. A window that stays
-    inconclusive for `deadline` seconds (the progress deadline) rolls back with `InsufficientTraffic`.
+    The runner judges once the step ran its `interval` (and every `interval` while it holds), or
+    earlier scrapes once the compare entries rule out a regression; see `after_regression` for
+    a regression shown at any scrape. Too little traffic to judge holds, and says so once: the
+    first inconclusive interval at a position is recorded (an event), the next ones only refresh
+    the message. A window that stays inconclusive for `deadline` seconds (the progress deadline)
+    rolls back with `InsufficientTraffic`.
     """
     at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else f"{config.mirror:g}% mirrored traffic"
     if verdict == "inconclusive":
@@ -139,6 +142,17 @@ def _starving(at: str, summary: str, since: float, now: float, deadline: float |
     if deadline is not None:
         text += f"; fails with InsufficientTraffic in {max(0.0, since + deadline - now):.0f}s"
     return text
+
+
+def after_regression(rollout: Rollout, evidence: dict[str, Any], now: float) -> Rollout:
+    """A `compare` entry's anytime-valid test shows a regression: roll back at once, whatever the
+    step's time, `minRequests` or `failureThreshold` (the test's error is bounded however often it looks)."""
+    at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else "mirrored traffic"
+    reason = f"regression detected at {at}: rolling back"
+    nxt = rollback(rollout, "AnalysisFailed", f"regression detected at {at}: {evidence.get('summary', '')}", now)
+    record = {"kind": "analysis", "at": now, "phase": rollout.phase, "weight": rollout.weight, "verdict": "fail",
+              "action": "rollback", "reason": reason, "failures": nxt.failures, **evidence}
+    return record_decision(nxt, record)
 
 
 def _failed_interval(rollout: Rollout, config: Progressive, failures: int, at: str,

@@ -247,9 +247,14 @@ class ThresholdAnalysis(Model):
 
 
 class CompareAnalysis(Model):
-    compare: Literal["errorRate", "latency"] = Field(description="Compare canary with primary over the same window.")
-    max_increase: Fraction = Field(default=0.0, ge=0, description="Tolerated increase, e.g. `20%`.")
-    confidence: Fraction = Field(default=0.95, ge=0.5, lt=1, description="Confidence of the statistical test.")
+    compare: Literal["errorRate", "latency"] = Field(description="Compare canary with primary over the whole canary, "
+                                                     "at every scrape, with an anytime-valid sequential test.")
+    max_increase: Fraction = Field(default=0.0, ge=0, description="Tolerated increase, e.g. `20%`: of the error rate, or of "
+                                   "the share of requests slower than each latency bound. A larger one, shown at any "
+                                   "scrape, rolls back at once; a step advances once one larger than it plus 10 "
+                                   "percentage points is ruled out.")
+    confidence: Fraction = Field(default=0.95, ge=0.5, lt=1, description="1 − the probability of a false rollback "
+                                 "over the whole rollout, however often the test looks.")
 
 
 class PrometheusAnalysis(Model):
@@ -289,9 +294,11 @@ Analysis = Annotated[
 class CanaryStrategy(Model):
     steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1,
                                                             description="Traffic weights in percent, ascending, ending at 100.")
-    interval: Duration = Field(default=10.0, gt=0, description="Time at each step before the analysis runs.")
-    failure_threshold: int = Field(default=2, ge=1, description="Failed analyses before rollback.")
-    min_requests: int = Field(default=50, ge=0, description="Below this many requests in a window the analysis holds.")
+    interval: Duration = Field(default=10.0, gt=0, description="Minimum time at each step; thresholds are judged after "
+                               "it (and every interval while holding); `compare` entries at every scrape.")
+    failure_threshold: int = Field(default=2, ge=1, description="Failed threshold analyses before rollback (a "
+                                   "`compare` regression rolls back at once).")
+    min_requests: int = Field(default=50, ge=0, description="Below this many canary requests in a step the step holds.")
     analysis: list[Analysis] = Field(default_factory=list)
     match: list[Match] = Field(default_factory=list, description="Requests matching any entry go to the canary.")
     mirror: float = Field(default=0, ge=0, le=100, description="Percent of primary traffic shadowed to the canary first.")
