@@ -18,7 +18,8 @@ from shipyard.proxy.window import WindowStats
 from shipyard.delivery import phases
 from shipyard.engine.model import Rollout, State
 from shipyard.proxy.model import cluster_name
-from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, evaluate
+from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, Evaluation, evaluate
+from shipyard.parallel import mirror as parallel
 from shipyard.delivery.gates import run_gates
 from shipyard.spec.models import ApprovalGate
 
@@ -127,6 +128,7 @@ class RolloutRunner:
         evaluation = await evaluate(canary_spec.analysis, canary, primary, min_requests=canary_spec.min_requests,
                                     service=rollout.service, release=rollout.target,
                                     prometheus_url=os.environ.get(PROMETHEUS_URL_ENV))
+        evaluation = self._with_parallel_run(rollout, canary_spec, evaluation)
         current = self._current(key)
         if current is None or service.progressive is None:
             return
@@ -135,6 +137,16 @@ class RolloutRunner:
                                "primary": _figures(primary) if primary else None}}
         decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time())
         await self.reconciler.update_rollout(decided)
+
+    def _with_parallel_run(self, rollout: Rollout, canary_spec: Any, evaluation: Evaluation) -> Evaluation:
+        """The parallel run's check joins the analysis; on copies alone (the mirror phase without a
+        mirror to the canary) it is the whole analysis, as the canary serves no traffic to judge."""
+        summary = self.reconciler.parallel.summary(rollout.service)
+        if canary_spec.parallel_run is None or summary is None or not summary.get("active"):
+            return evaluation
+        check = parallel.decision(summary, parallel.settings(canary_spec.parallel_run), canary_spec.min_requests)
+        alone = rollout.phase == phases.MIRROR and canary_spec.mirror == 0
+        return parallel.joined((check,) if alone else (*evaluation.decisions, check))
 
     def _window(self, release: str, since: float) -> WindowStats:
         history = self.reconciler.router.traffic

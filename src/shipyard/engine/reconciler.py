@@ -28,6 +28,7 @@ from shipyard.engine.probes import http_probe
 from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
 from shipyard.engine.router import Router
 from shipyard.engine.routing import data_plane
+from shipyard.parallel.runs import ParallelRuns
 from shipyard.errors import ShipyardError, StateError
 from shipyard.proxy.model import Endpoint, cluster_name
 from shipyard.runtime.base import Handle, RuntimeDriver
@@ -67,6 +68,7 @@ class Reconciler:
         self._closing = False
         self.previews: dict[str, int] = dict(store.get("previews") or {})  # service → preview port
         self.runner = RolloutRunner(self)
+        self.parallel = ParallelRuns(self)  # comparators of canaries with a parallel run
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def adopt(self) -> None:
@@ -165,6 +167,7 @@ class Reconciler:
         await self._apply(result)
         self.passes += 1
         self._assign_previews()
+        await self.parallel.tick()
         await self._sync_routes()
         self.runner.tick(time.time())
         return result
@@ -173,6 +176,7 @@ class Reconciler:
         """Stop watching (instances keep running: the data plane outlives the control plane)."""
         self._closing = True
         self.runner.close()
+        await self.parallel.close()
         for task in [*self._monitors.values(), *self._stops.values()]:
             task.cancel()
         self._exits.close()
@@ -457,12 +461,13 @@ class Reconciler:
         fingerprint = (self.desired.revision, tuple(sorted(
             (i.id, i.state.value, i.port) for i in self.instances.values() if i.state is State.READY)),
             tuple(sorted({i.release for i in self.instances.values()})), tuple(sorted(self._lingering)),
-            progressing, tuple(sorted(self.previews.items())))
+            progressing, tuple(sorted(self.previews.items())), self.parallel.fingerprint())
         if fingerprint == self._routed:
             return
         try:
-            await self.router.sync(data_plane(self.desired, list(self.instances.values()), self.router.ingress_port,
-                                              frozenset(self._lingering), dict(self.rollouts), dict(self.previews)))
+            await self.router.sync(self.parallel.data_plane(
+                data_plane(self.desired, list(self.instances.values()), self.router.ingress_port,
+                           frozenset(self._lingering), dict(self.rollouts), dict(self.previews))))
         except ShipyardError as exc:
             # Envoy keeps serving what it accepted last; the next pass tries again.
             self.event("Warning", "data-plane", "PublishFailed", str(exc))

@@ -34,6 +34,8 @@ class Comparator:
 
     async def compare(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
         """Send one copied request to the three targets and record the comparison."""
+        if not all(self.targets):
+            return  # the instances to compare are not ready (yet)
         route = f"{method} {path.split('?', 1)[0]}"
         forward = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
         try:
