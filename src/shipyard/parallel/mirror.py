@@ -69,7 +69,8 @@ def with_comparators(plane: DataPlane, comparators: Mapping[str, tuple[int, Sett
         if route.service in comparators:
             port, run = comparators[route.service]
             cluster = comparator_cluster(route.service)
-            clusters.append(Cluster(cluster, (Endpoint("127.0.0.1", port),)))
+            # Idle connections closed well before uvicorn's 5 s keep-alive ends them (a copy must not race it).
+            clusters.append(Cluster(cluster, (Endpoint("127.0.0.1", port),), idle_timeout_s=2.0))
             route = dataclasses.replace(route, compare_cluster=cluster, compare_percent=run.percent,
                                         compare_methods=run.methods)
         routes.append(route)

@@ -125,8 +125,11 @@ class ParallelRuns:
         return Run(attempt, comparator, sock.getsockname()[1], task, server)
 
     def _report(self, service: str, run: Run, active: bool) -> dict[str, Any]:
+        summary = run.comparator.summary()
+        cancelled = [{"route": route, "field": name, "reason": "noise: differs between two live answers"}
+                     for route, fields in summary["noise"].items() for name in fields]
         return {"service": service, "release": run.attempt[0], "started_at": run.attempt[1], "active": active,
-                "port": run.port, "settings": _settings(run.comparator.settings), **run.comparator.summary()}
+                "port": run.port, "settings": _settings(run.comparator.settings), **summary, "cancelled": cancelled}
 
     def _save(self, service: str, run: Run, active: bool = True) -> None:
         self.reconciler.store.put(STORE_PREFIX + service, self._report(service, run, active))

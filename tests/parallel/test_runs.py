@@ -1,0 +1,75 @@
+"""A parallel run end to end: a real control plane, a real Envoy, real instances of the probe app.
+
+The candidate changes one JSON field (`price`) and every answer carries a different `timestamp`: the parallel
+run names `$.price`, cancels `$.timestamp` as noise, fails the canary with `maxDifferences: 0`, and no user
+ever receives the candidate's answer (each answer's X-Service-Version is the live one's)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from tests.cli.test_data_plane import endpoint_port, plane  # noqa: F401 - the fixture
+from tests.cli.test_progressive import release
+from tests.controlplane import wait_for
+from tests.projects import probe_service
+
+
+def service(version: str, price: int) -> dict[str, Any]:
+    canary = {"steps": [50, 100], "interval": "1s", "minRequests": 5, "failureThreshold": 1,
+              "parallelRun": {"percent": 100, "methods": ["GET"], "ignore": {"headers": ["x-unused"]},
+                              "maxDifferences": 0}}
+    return probe_service("alpha", replicas=2, version=version, env={"PRICE": str(price)},
+                         strategy={"type": "canary", "canary": canary})
+
+
+def test_a_changed_field_is_named_noise_is_cancelled_the_canary_fails_and_users_only_get_live_answers(plane):
+    cp = plane([service("1.0.0", 10)])
+    cp.up()
+    port = endpoint_port(cp, "alpha")
+    release(cp, service("2.0.0", 12))
+    wait_for(lambda: cp.service("alpha")["rollout"]["phase"] == "mirror", timeout=20, what="the parallel run")
+    versions: Counter[str] = Counter()
+    prices: Counter[int] = Counter()
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        while cp.service("alpha")["rollout"]["status"] == "progressing" and time.monotonic() < deadline:
+            for _ in range(10):
+                answer = client.get("/price")
+                versions[answer.headers["x-service-version"]] += 1
+                prices[answer.json()["price"]] += 1
+            assert client.post("/price").status_code == 501  # the live answer; never copied (not listed)
+    assert versions and set(versions) == {"1.0.0"} and set(prices) == {10}, (versions, prices)
+
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["reason"]) == ("failed", "AnalysisFailed"), record["message"]
+    failed = [d for d in record["decisions"] if d["kind"] == "analysis"][-1]
+    check = next(c for c in failed["checks"] if c["check"].startswith("parallelRun"))
+    assert check["verdict"] == "fail" and check["inputs"]["unexplained"] > 0 and check["inputs"]["max_differences"] == 0
+    assert "$.price" in check["reason"] and "$.timestamp" in check["reason"]
+
+    report = json.loads(cp.cli("rollout", "diff", "alpha", "-o", "json").stdout)
+    assert report["active"] is False and report["compared"] >= 1
+    assert [(d["route"], d["field"]) for d in report["differences"]] == [("GET /price", "$.price")]
+    assert report["differences"][0]["examples"][0] == {"primary": 10, "candidate": 12}
+    assert "$.timestamp" in report["noise"]["GET /price"]
+    assert {"route": "GET /price", "field": "$.timestamp"}.items() <= next(
+        c for c in report["cancelled"] if c["field"] == "$.timestamp").items()
+    assert not [route for route in report["noise"] if not route.startswith("GET ")]  # POST never duplicated
+    table = cp.cli("rollout", "diff", "alpha").stdout
+    assert "GET /price  $.price" in table and "noise cancelled on GET /price: $.timestamp" in table
+    follow = cp.cli("rollout", "status", "alpha", "--no-wait", check=False).stdout
+    assert "parallel run" in follow and "$.price" in follow
+    events = json.loads(cp.cli("events", "-o", "json").stdout)
+    assert {"ParallelRunStarted", "ParallelRunStopped", "AnalysisFailed"} <= {e["reason"] for e in events}
+
+
+def test_rollout_diff_without_a_parallel_run_is_a_clear_error(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    refused = cp.cli("rollout", "diff", "alpha", check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and "parallelRun" in refused.stderr
