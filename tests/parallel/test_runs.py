@@ -72,3 +72,58 @@ def test_a_changed_field_is_named_noise_is_cancelled_the_canary_fails_and_users_
     events = json.loads(cp.cli("events", "-o", "json").stdout)
     assert {"ParallelRunStarted", "ParallelRunStopped", "AnalysisFailed"} <= {e["reason"] for e in events}
 
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self.data[key] = json.loads(json.dumps(value))
+
+
+def test_a_comparator_is_supervised_follows_its_canary_and_keeps_its_report(tmp_path) -> None:
+    """The supervisor with a stand-in for the reconciler (pure bookkeeping) and a real uvicorn listener."""
+    import asyncio
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from shipyard.delivery import phases
+    from shipyard.engine.model import Instance, Rollout, State
+    from shipyard.parallel.runs import ParallelRuns
+    from shipyard.spec.models import ParallelRun
+
+    spec = SimpleNamespace(strategy=SimpleNamespace(canary=SimpleNamespace(parallel_run=ParallelRun())))
+    events: list[str] = []
+    rollout = Rollout("svc", "svc-new", 1.0, "canary", previous="svc-old", phase=phases.MIRROR)
+    reconciler = SimpleNamespace(
+        desired=SimpleNamespace(specs={"svc": spec}, services={"svc": SimpleNamespace(release=SimpleNamespace(id="svc-new"))}),
+        rollouts={"svc": rollout}, store=FakeStore(),
+        instances={i.id: i for i in (Instance("a", "svc", "svc-old", 8001, State.READY, 0.0),
+                                     Instance("b", "svc", "svc-new", 8002, State.READY, 0.0))},
+        event=lambda kind, obj, reason, message, data=None: events.append(reason))
+
+    async def scenario() -> None:
+        runs = ParallelRuns(reconciler)  # type: ignore[arg-type]
+        await runs.tick()
+        (port, settings), = runs.comparators().values()
+        assert runs.runs["svc"].comparator.targets == ("http://127.0.0.1:8001",) * 2 + ("http://127.0.0.1:8002",)
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/x")).status_code == 202   # a copy, taken
+            assert (await client.post(f"http://127.0.0.1:{port}/x")).status_code == 204  # not a listed method
+        run = runs.runs["svc"]
+        run.server.should_exit = True  # the listener dies
+        await run.task
+        assert runs.comparators() == {}  # never mirrored to a dead comparator
+        await runs.tick()
+        assert events == ["ParallelRunStarted", "ComparatorRestarted"] and "svc" in runs.comparators()
+        reconciler.rollouts["svc"] = replace(rollout, status="failed", phase=phases.ROLLED_BACK)
+        await runs.tick()
+        assert runs.runs == {} and events[-1] == "ParallelRunStopped"
+        stored = runs.summary("svc")
+        assert stored is not None and stored["active"] is False and stored["release"] == "svc-new"
+
+    asyncio.run(scenario())
