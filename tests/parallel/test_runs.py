@@ -15,6 +15,7 @@ import httpx
 
 from tests.cli.test_data_plane import endpoint_port, plane  # noqa: F401 - the fixture
 from tests.cli.test_progressive import release
+from tests.controlplane import wait_for
 from tests.projects import probe_service
 
 
@@ -86,7 +87,7 @@ class FakeStore:
 
 
 def test_a_comparator_is_supervised_follows_its_canary_and_keeps_its_report(tmp_path) -> None:
-    """The supervisor with a stand-in for the reconciler (pure bookkeeping) and a real uvicorn listener."""
+    """The supervisor with a stand-in for the reconciler (pure bookkeeping) and a real comparator process."""
     import asyncio
     from dataclasses import replace
     from types import SimpleNamespace
@@ -100,30 +101,38 @@ def test_a_comparator_is_supervised_follows_its_canary_and_keeps_its_report(tmp_
     events: list[str] = []
     rollout = Rollout("svc", "svc-new", 1.0, "canary", previous="svc-old", phase=phases.MIRROR)
     reconciler = SimpleNamespace(
+        state_dir=tmp_path, rollouts={"svc": rollout}, store=FakeStore(),
         desired=SimpleNamespace(specs={"svc": spec}, services={"svc": SimpleNamespace(release=SimpleNamespace(id="svc-new"))}),
-        rollouts={"svc": rollout}, store=FakeStore(),
         instances={i.id: i for i in (Instance("a", "svc", "svc-old", 8001, State.READY, 0.0),
                                      Instance("b", "svc", "svc-new", 8002, State.READY, 0.0))},
         event=lambda kind, obj, reason, message, data=None: events.append(reason))
 
+    def answers(port: int, method: str = "GET") -> int | None:
+        try:
+            return httpx.request(method, f"http://127.0.0.1:{port}/x", timeout=2).status_code
+        except httpx.HTTPError:
+            return None
+
     async def scenario() -> None:
         runs = ParallelRuns(reconciler)  # type: ignore[arg-type]
         await runs.tick()
-        (port, settings), = runs.comparators().values()
-        assert runs.runs["svc"].comparator.targets == ("http://127.0.0.1:8001",) * 2 + ("http://127.0.0.1:8002",)
-        async with httpx.AsyncClient() as client:
-            assert (await client.get(f"http://127.0.0.1:{port}/x")).status_code == 202   # a copy, taken
-            assert (await client.post(f"http://127.0.0.1:{port}/x")).status_code == 204  # not a listed method
-        run = runs.runs["svc"]
-        run.server.should_exit = True  # the listener dies
-        await run.task
-        assert runs.comparators() == {}  # never mirrored to a dead comparator
+        (port, _), = runs.comparators().values()
+        assert (tmp_path / "parallel" / "svc.targets.json").read_text() == json.dumps(
+            ["http://127.0.0.1:8001", "http://127.0.0.1:8001", "http://127.0.0.1:8002"])
+        await asyncio.to_thread(wait_for, lambda: answers(port) == 202, 20, 0.1, "the comparator listening")
+        assert answers(port, "POST") == 204  # not a listed method: never sent on
+        first = runs.runs["svc"].process
+        first.kill()  # the comparator dies
+        await asyncio.to_thread(first.wait)
+        assert runs.comparators() == {}  # never copied to a dead comparator
         await runs.tick()
         assert events == ["ParallelRunStarted", "ComparatorRestarted"] and "svc" in runs.comparators()
+        assert runs.runs["svc"].process.pid != first.pid
         reconciler.rollouts["svc"] = replace(rollout, status="failed", phase=phases.ROLLED_BACK)
         await runs.tick()
         assert runs.runs == {} and events[-1] == "ParallelRunStopped"
         stored = runs.summary("svc")
         assert stored is not None and stored["active"] is False and stored["release"] == "svc-new"
+        assert stored["failed"] >= 1  # the copy above: nothing listens on 8001/8002
 
     asyncio.run(scenario())

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from shipyard.parallel.compare import Answer, Report, Settings, record
 
+MAX_PENDING = 64  # comparisons under way; copies beyond are dropped (counted), so a flood never piles up
 HOP_BY_HOP = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade"})
 
 
@@ -29,6 +30,7 @@ class Comparator:
         self.settings = settings
         self.report = Report()
         self.failed = 0  # copies one of the three targets did not answer
+        self.dropped = 0  # copies not compared because MAX_PENDING comparisons were under way
         self._client = httpx.AsyncClient(timeout=timeout)
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -55,6 +57,9 @@ class Comparator:
         async def copy(request: Request) -> Response:
             if not self.settings.copies(request.method):
                 return Response(status_code=204)
+            if len(self._pending) >= MAX_PENDING:
+                self.dropped += 1
+                return Response(status_code=202)
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             task = asyncio.create_task(self.compare(request.method, path, dict(request.headers), await request.body()))
             self._pending.add(task)
@@ -74,4 +79,9 @@ class Comparator:
         await self._client.aclose()
 
     def summary(self) -> dict[str, Any]:
-        return {**self.report.to_dict(), "failed": self.failed}
+        return {**self.report.to_dict(), "failed": self.failed, "dropped": self.dropped}
+
+    def restore(self, summary: dict[str, Any]) -> None:
+        """Continue from a summary (a restarted comparator keeps what its predecessor learnt)."""
+        self.report = Report.from_dict(summary)
+        self.failed, self.dropped = int(summary.get("failed", 0)), int(summary.get("dropped", 0))
