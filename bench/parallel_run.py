@@ -29,6 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
+from urllib.parse import quote
 from collections import Counter
 from pathlib import Path
 
@@ -72,6 +74,14 @@ def window(ports: dict[str, int], args: argparse.Namespace) -> dict[str, list[Ou
     return {name: load.outcomes for name, load in loads.items()}
 
 
+def envoy_copies(admin: str) -> int:
+    """Requests Envoy completed to the comparator's cluster (copies; their answers were discarded)."""
+    wanted = quote(r"^cluster\.alpha_parallel-run\.upstream_rq_completed$", safe="")
+    with urllib.request.urlopen(f"{admin}/stats?filter={wanted}", timeout=5) as response:
+        text = response.read().decode()
+    return sum(int(line.rsplit(":", 1)[1]) for line in text.splitlines() if ":" in line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second on each service")
@@ -94,8 +104,13 @@ def main() -> None:
             write_project(project, services("2.0.0", 12, args))
             cp.cli("apply")
             wait_for(lambda: cp.service("alpha")["rollout"]["phase"] == "mirror", timeout=60, what="the mirror phase")
-            on_began = time.monotonic()
+            admin = cp.status()["data_plane"]["admin"]
+            warm = argparse.Namespace(**{**vars(args), "seconds": 3.0})
+            window(ports, warm)  # the comparator process starts up meanwhile; not measured
+            before = json.loads(cp.cli("rollout", "diff", "alpha", "-o", "json").stdout)
+            copies_before = envoy_copies(admin)
             on = window(ports, args)
+            copies = envoy_copies(admin) - copies_before
             report = json.loads(cp.cli("rollout", "diff", "alpha", "-o", "json").stdout)
             phase = cp.service("alpha")["rollout"]["phase"]
         finally:
@@ -104,12 +119,16 @@ def main() -> None:
     print(f"parallel run off (no rollout):")
     for name in ("alpha", "beta"):
         print(f"  {name}: {figures(off[name])}")
-    print(f"parallel run on alpha (canary {phase}, {time.monotonic() - on_began:.0f} s ago began):")
+    print(f"parallel run on alpha (canary {phase}):")
     print(f"  alpha: {figures(on['alpha'])}")
     print(f"  beta : {figures(on['beta'])}  (no parallel run: the control)")
-    print(f"comparator: {report['compared']} copies compared, {report['differing']} with unexplained "
-          f"differences ({', '.join(d['field'] for d in report['differences']) or 'none'}), {report['failed']} "
-          f"not compared; noise cancelled: {sorted({f for fs in report['noise'].values() for f in fs})}")
+    print(f"copies Envoy sent the comparator during the window: {copies}")
+    print(f"comparator (whole run; during the window: {report['compared'] - before['compared']} compared, "
+          f"{report.get('dropped', 0) - before.get('dropped', 0)} dropped): {report['compared']} copies compared, "
+          f"{report['differing']} with unexplained differences "
+          f"({', '.join(d['field'] for d in report['differences']) or 'none'}), {report['failed']} not compared "
+          f"(a target did not answer), {report.get('dropped', 0)} dropped (64 comparisons under way); "
+          f"noise cancelled: {sorted({f for fs in report['noise'].values() for f in fs})}")
     stray = sum(1 for o in on["alpha"] if o.version not in ("1.0.0", ""))
     print(f"user answers from the candidate during the parallel run: {stray} (target 0)")
 
