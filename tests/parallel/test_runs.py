@@ -121,6 +121,9 @@ def test_a_comparator_is_supervised_follows_its_canary_and_keeps_its_report(tmp_
             ["http://127.0.0.1:8001", "http://127.0.0.1:8001", "http://127.0.0.1:8002"])
         await asyncio.to_thread(wait_for, lambda: answers(port) == 202, 20, 0.1, "the comparator listening")
         assert answers(port, "POST") == 204  # not a listed method: never sent on
+        report = tmp_path / "parallel" / "svc.report.json"
+        await asyncio.to_thread(wait_for, lambda: json.loads(report.read_text())["failed"] == 1, 10, 0.05,
+                                "the copy compared (it fails: nothing listens on 8001/8002)")
         first = runs.runs["svc"].process
         first.kill()  # the comparator dies
         await asyncio.to_thread(first.wait)
@@ -133,6 +136,19 @@ def test_a_comparator_is_supervised_follows_its_canary_and_keeps_its_report(tmp_
         assert runs.runs == {} and events[-1] == "ParallelRunStopped"
         stored = runs.summary("svc")
         assert stored is not None and stored["active"] is False and stored["release"] == "svc-new"
-        assert stored["failed"] >= 1  # the copy above: nothing listens on 8001/8002
+        assert stored["failed"] == 1  # learnt before the kill, kept by the restarted comparator
+
+        # A new control plane (a new supervisor) for the same attempt goes on from the stored report.
+        reconciler.rollouts["svc"] = rollout
+        again = ParallelRuns(reconciler)  # type: ignore[arg-type]
+        await again.tick()
+        assert again.summary("svc")["failed"] == stored["failed"]
+        await again.close()
+        # A new attempt starts empty.
+        reconciler.rollouts["svc"] = replace(rollout, started_at=2.0)
+        fresh = ParallelRuns(reconciler)  # type: ignore[arg-type]
+        await fresh.tick()
+        assert fresh.summary("svc")["compared"] == 0 and fresh.summary("svc")["failed"] == 0
+        await fresh.close()
 
     asyncio.run(scenario())

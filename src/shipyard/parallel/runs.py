@@ -75,7 +75,9 @@ class ParallelRuns:
                 await self.stop(service)
                 run = None
             if run is None:
-                self._paths(service)[1].unlink(missing_ok=True)  # a new attempt starts with an empty report
+                stored = self.reconciler.store.get(STORE_PREFIX + service) or {}
+                if (stored.get("release"), stored.get("started_at")) != attempt:
+                    self._paths(service)[1].unlink(missing_ok=True)  # a new attempt starts with an empty report
                 run = self.runs[service] = self._start(service, attempt, mirror.settings(run_spec))
                 self.reconciler.event("Normal", service, "ParallelRunStarted",
                                       f"comparing {rollout.target} with {rollout.previous}: {run_spec.percent:g}% of "
