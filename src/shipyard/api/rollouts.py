@@ -38,7 +38,16 @@ def rollout_routes(plane: "ControlPlane") -> list[Route]:
             return JSONResponse({"error": f"{verb.capitalize()}Refused", "message": str(exc)}, status_code=409)
         return JSONResponse(dataclasses.asdict(rollout))
 
-    return [Route("/rollouts/{service}/undo", undo, methods=["POST"]),
+    async def diff(request: Request) -> Response:
+        service = request.path_params["service"]
+        report = reconciler.parallel.summary(service)
+        if report is None:
+            return JSONResponse({"error": "NotFound", "message": f"{service} has had no parallel run: set "
+                                 f"strategy.canary.parallelRun and roll out a new release"}, status_code=404)
+        return JSONResponse(report)
+
+    return [Route("/rollouts/{service}/diff", diff, methods=["GET"]),
+            Route("/rollouts/{service}/undo", undo, methods=["POST"]),
             Route("/rollouts/{service}/{verb:str}", command, methods=["POST"])]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,48 @@ def undo(service: str, to: str | None, state_dir: Path | None, output: str) -> N
         return
     click.echo(f"{service}: rolling back to release {result['release']} (version {result['version']}); "
                f"follow it with `shipyard rollout status {service}`")
+
+
+@rollout.command(epilog="""\b
+Examples:
+  shipyard rollout diff catalog            # differences by route and field, noise cancelled
+  shipyard rollout diff catalog -o json
+
+A canary with `strategy.canary.parallelRun` copies a share of live requests to a comparator, which
+asks the candidate and two live instances; fields differing between the two live answers are noise.
+""")
+@click.argument("service")
+@STATE_DIR_OPTION
+@OUTPUT_OPTION
+def diff(service: str, state_dir: Path | None, output: str) -> None:
+    """Show the parallel run of SERVICE's canary: the candidate's differences from the live release."""
+    report = Client(resolve_state_dir(state_dir)).request("GET", f"/rollouts/{service}/diff")
+    if output != "table":
+        emit(report, output)
+        return
+    for line in diff_lines(report):
+        click.echo(line)
+
+
+def diff_lines(report: dict[str, Any]) -> list[str]:
+    """The parallel-run report as text: a header, one line per (route, field) with examples, the noise."""
+    state = "comparing" if report.get("active") else "stopped"
+    settings = report.get("settings", {})
+    limit = settings.get("maxDifferences")
+    lines = [f"{report['service']}: parallel run of {report['release']} ({state}): {report['compared']} request(s) "
+             f"compared, {report['differing']} with unexplained differences"
+             + (f", maxDifferences {limit}" if limit is not None else "")
+             + (f", {report['failed']} not compared (a target did not answer)" if report.get("failed") else "")]
+    if not report["differences"]:
+        lines.append("  no unexplained difference")
+    for entry in report["differences"]:
+        lines.append(f"  {entry['route']}  {entry['field']}  {entry['count']}")
+        for example in entry["examples"]:
+            lines.append(f"      live {json.dumps(example['primary'])} → candidate {json.dumps(example['candidate'])}")
+    for route, fields in report.get("noise", {}).items():
+        if fields:
+            lines.append(f"  noise cancelled on {route}: {', '.join(fields)}")
+    return lines
 
 
 def _command(verb: str, summary: str, examples: str, has_full: bool = False) -> None:

@@ -62,8 +62,8 @@ def after_green_ready(rollout: Rollout, config: Progressive, now: float) -> Roll
 
 
 def start_analysis(rollout: Rollout, config: Progressive, now: float) -> Rollout:
-    """Mirrored traffic first when asked for, else the first step's weight."""
-    if config.mirror > 0:
+    """Mirrored traffic (or a parallel run) first when asked for, else the first step's weight."""
+    if config.mirror > 0 or config.parallel_run > 0:
         return _window(rollout.evolve(phase=MIRROR, step=-1, weight=0), config, now)
     return _window(rollout.evolve(phase=STEP, step=0, weight=config.steps[0]), config, now)
 
@@ -79,7 +79,7 @@ def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence
     the message. A window that stays inconclusive for `deadline` seconds (the progress deadline)
     rolls back with `InsufficientTraffic`.
     """
-    at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else f"{config.mirror:g}% mirrored traffic"
+    at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else f"{config.mirror or config.parallel_run:g}% mirrored traffic"
     if verdict == "inconclusive":
         starved = _starved(rollout, config, evidence, at, now, deadline)
         if starved is not None:

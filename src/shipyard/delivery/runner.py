@@ -25,12 +25,13 @@ from shipyard.delivery import phases
 from shipyard.engine.model import Rollout, State
 from shipyard.proxy.model import cluster_name
 from shipyard.delivery.checks import CompareCheck
-from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, evaluate, to_check
+from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, Evaluation, evaluate, to_check
 from shipyard.delivery.gates import GateSandbox, run_gates
 from shipyard.delivery.judge import Decision
 from shipyard.delivery.sequential import judge_sequential
 from shipyard.runtime.capabilities import capabilities
 from shipyard.spec.models import ApprovalGate, CompareAnalysis
+from shipyard.parallel import mirror as parallel
 
 if TYPE_CHECKING:
     from shipyard.engine.reconciler import Reconciler
@@ -180,6 +181,7 @@ class RolloutRunner:
         evaluation = await evaluate(others, canary, primary, min_requests=canary_spec.min_requests,
                                     service=rollout.service, release=rollout.target,
                                     prometheus_url=os.environ.get(PROMETHEUS_URL_ENV), judged=compared)
+        evaluation = self._with_parallel_run(rollout, canary_spec, evaluation)
         current = self._current(key)
         if current is None or service.progressive is None:
             return True, ruled_out
@@ -210,6 +212,16 @@ class RolloutRunner:
         canary = history.increments(cluster_name(rollout.target), rollout.started_at)
         primary = history.increments(cluster_name(rollout.previous), rollout.started_at)
         return [judge_sequential(c, canary, primary) for c in checks if isinstance(c, CompareCheck)]
+
+    def _with_parallel_run(self, rollout: Rollout, canary_spec: Any, evaluation: Evaluation) -> Evaluation:
+        """The parallel run's check joins the analysis; on copies alone (the mirror phase without a
+        mirror to the canary) it is the whole analysis, as the canary serves no traffic to judge."""
+        summary = self.reconciler.parallel.summary(rollout.service)
+        if canary_spec.parallel_run is None or summary is None or not summary.get("active"):
+            return evaluation
+        check = parallel.decision(summary, parallel.settings(canary_spec.parallel_run), canary_spec.min_requests)
+        alone = rollout.phase == phases.MIRROR and canary_spec.mirror == 0
+        return parallel.joined((check,) if alone else (*evaluation.decisions, check))
 
     def _window(self, release: str, since: float) -> WindowStats:
         history = self.reconciler.router.traffic

@@ -115,6 +115,7 @@ class Progressive:
     interval: float = 10.0              # seconds at each step before the analysis
     failure_threshold: int = 2
     mirror: float = 0.0                 # percent of primary traffic shadowed to the canary first
+    parallel_run: float = 0.0           # percent of primary traffic copied to the comparator (parallel run)
     pre_rollout: bool = False           # gates to pass before any traffic
     pre_promotion: bool = False         # gates to pass before promotion / the switch
     auto_promote: bool = True           # blue-green: switch without `rollout promote`

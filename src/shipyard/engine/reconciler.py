@@ -31,6 +31,7 @@ from shipyard.engine.probes import http_probe
 from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
 from shipyard.engine.router import Router
 from shipyard.engine.routing import data_plane
+from shipyard.parallel.runs import ParallelRuns
 from shipyard.errors import ShipyardError, StateError
 from shipyard.proxy.model import Endpoint, cluster_name
 from shipyard.runtime.base import Handle, RuntimeDriver
@@ -74,6 +75,7 @@ class Reconciler:
         self.ledger: Ledger | None = None  # the machine-wide capacity ledger, when other environments may share it
         self.held: tuple[float, int] = (0.0, 0)  # cpu, memory this environment held after the last pass
         self._phases: dict[str, asyncio.Task[None]] = {}  # release id → its release phase, under way
+        self.parallel = ParallelRuns(self)  # comparators of canaries with a parallel run
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def adopt(self) -> None:
@@ -174,6 +176,7 @@ class Reconciler:
         await self._apply(result)
         self.passes += 1
         self._assign_previews()
+        await self.parallel.tick()
         await self._sync_routes()
         self.runner.tick(time.time())
         return result
@@ -200,6 +203,7 @@ class Reconciler:
         """Stop watching (instances keep running: the data plane outlives the control plane)."""
         self._closing = True
         self.runner.close()
+        await self.parallel.close()
         for task in [*self._monitors.values(), *self._stops.values()]:
             task.cancel()
         self._exits.close()
@@ -559,12 +563,13 @@ class Reconciler:
         fingerprint = (self.desired.revision, tuple(sorted(
             (i.id, i.state.value, i.port) for i in self.instances.values() if i.state is State.READY)),
             tuple(sorted({i.release for i in self.instances.values()})), tuple(sorted(self._lingering)),
-            progressing, tuple(sorted(self.previews.items())))
+            progressing, tuple(sorted(self.previews.items())), self.parallel.fingerprint())
         if fingerprint == self._routed:
             return
         try:
-            await self.router.sync(data_plane(self.desired, list(self.instances.values()), self.router.ingress_port,
-                                              frozenset(self._lingering), dict(self.rollouts), dict(self.previews)))
+            await self.router.sync(self.parallel.data_plane(
+                data_plane(self.desired, list(self.instances.values()), self.router.ingress_port,
+                           frozenset(self._lingering), dict(self.rollouts), dict(self.previews))))
         except ShipyardError as exc:
             # Envoy keeps serving what it accepted last; the next pass tries again.
             self.event("Warning", "data-plane", "PublishFailed", str(exc))

@@ -93,7 +93,8 @@ def _progressive(service: Service) -> Progressive | None:
         canary = strategy.canary
         return Progressive(steps=tuple(canary.steps), interval=canary.interval,
                            failure_threshold=canary.failure_threshold, mirror=canary.mirror,
-                           pre_rollout=bool(canary.pre_rollout), pre_promotion=bool(canary.pre_promotion))
+                           pre_rollout=bool(canary.pre_rollout), pre_promotion=bool(canary.pre_promotion),
+                           parallel_run=canary.parallel_run.percent if canary.parallel_run else 0.0)
     if strategy.type == "blue-green":
         blue_green = strategy.blue_green
         return Progressive(pre_promotion=bool(blue_green.pre_promotion), auto_promote=blue_green.auto_promote,

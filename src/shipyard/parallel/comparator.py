@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from shipyard.parallel.compare import Answer, Report, Settings, record
 
+MAX_PENDING = 64  # comparisons under way; copies beyond are dropped (counted), so a flood never piles up
 HOP_BY_HOP = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade"})
 
 
@@ -29,11 +30,14 @@ class Comparator:
         self.settings = settings
         self.report = Report()
         self.failed = 0  # copies one of the three targets did not answer
+        self.dropped = 0  # copies not compared because MAX_PENDING comparisons were under way
         self._client = httpx.AsyncClient(timeout=timeout)
         self._pending: set[asyncio.Task[None]] = set()
 
     async def compare(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
         """Send one copied request to the three targets and record the comparison."""
+        if not all(self.targets):
+            return  # the instances to compare are not ready (yet)
         route = f"{method} {path.split('?', 1)[0]}"
         forward = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
         try:
@@ -53,6 +57,9 @@ class Comparator:
         async def copy(request: Request) -> Response:
             if not self.settings.copies(request.method):
                 return Response(status_code=204)
+            if len(self._pending) >= MAX_PENDING:
+                self.dropped += 1
+                return Response(status_code=202)
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             task = asyncio.create_task(self.compare(request.method, path, dict(request.headers), await request.body()))
             self._pending.add(task)
@@ -72,4 +79,9 @@ class Comparator:
         await self._client.aclose()
 
     def summary(self) -> dict[str, Any]:
-        return {**self.report.to_dict(), "failed": self.failed}
+        return {**self.report.to_dict(), "failed": self.failed, "dropped": self.dropped}
+
+    def restore(self, summary: dict[str, Any]) -> None:
+        """Continue from a summary (a restarted comparator keeps what its predecessor learnt)."""
+        self.report = Report.from_dict(summary)
+        self.failed, self.dropped = int(summary.get("failed", 0)), int(summary.get("dropped", 0))

@@ -9,6 +9,7 @@ is a difference, grouped by route and field with a count and a few examples. Dif
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,15 @@ class Report:
     differing: int = 0
     noise: dict[str, set[str]] = field(default_factory=dict)                         # route → noisy fields
     differences: dict[str, dict[str, FieldReport]] = field(default_factory=dict)     # route → field → report
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Report":
+        report = cls(int(data.get("compared", 0)), int(data.get("differing", 0)),
+                     {route: set(fields) for route, fields in data.get("noise", {}).items()})
+        for entry in data.get("differences", []):
+            report.differences.setdefault(entry["route"], {})[entry["field"]] = FieldReport(
+                int(entry["count"]), list(entry["examples"]))
+        return report
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,8 +154,13 @@ def _json(body: bytes) -> Any:
 
 def _without(document: Any, paths: tuple[str, ...]) -> Any:
     for path in paths:
-        document = jsonpath_ng.parse(path).filter(lambda _: True, document)
+        document = _parsed(path).filter(lambda _: True, document)
     return document
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: str) -> Any:
+    return jsonpath_ng.parse(path)
 
 
 def _plain(value: Any) -> Any:

@@ -291,6 +291,40 @@ Analysis = Annotated[
 ]
 
 
+class ParallelRunIgnore(Model):
+    headers: list[str] = Field(default_factory=list, description="Response headers never compared, e.g. `x-request-id`.")
+    json_: list[str] = Field(default_factory=list, alias="json",
+                             description="JSONPaths removed from JSON bodies before comparing, e.g. `$.timestamp`, `$.items[*].id`.")
+
+    @field_validator("json_")
+    @classmethod
+    def _json_paths(cls, paths: list[str]) -> list[str]:
+        import jsonpath_ng  # the parser the comparator uses
+
+        for path in paths:
+            if not path.startswith("$"):
+                raise ValueError(f"{path!r} is not a JSONPath: start it with `$`, e.g. `$.timestamp`")
+            try:
+                jsonpath_ng.parse(path)
+            except Exception as exc:  # jsonpath_ng raises bare Exceptions for bad syntax
+                raise ValueError(f"{path!r} is not a valid JSONPath: {exc}") from None
+        return paths
+
+
+HttpMethod = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class ParallelRun(Model):
+    percent: float = Field(default=10, gt=0, le=100,
+                           description="Percent of live requests (of `methods`) copied, off the user's path, to the comparator.")
+    methods: list[HttpMethod] = Field(default_factory=lambda: ["GET"], min_length=1,
+                                      description="Methods copied; a non-idempotent method is never duplicated unless listed.")
+    ignore: ParallelRunIgnore = Field(default_factory=ParallelRunIgnore,
+                                      description="What is never compared: headers and JSON fields known to differ.")
+    max_differences: Optional[int] = Field(default=None, ge=0,
+                                           description="Unexplained differences beyond this fail the canary's analysis; unset: report only.")
+
+
 class CanaryStrategy(Model):
     steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1,
                                                             description="Traffic weights in percent, ascending, ending at 100.")
@@ -304,6 +338,7 @@ class CanaryStrategy(Model):
     mirror: float = Field(default=0, ge=0, le=100, description="Percent of primary traffic shadowed to the canary first.")
     pre_rollout: list[Gate] = Field(default_factory=list)
     pre_promotion: list[Gate] = Field(default_factory=list)
+    parallel_run: Optional[ParallelRun] = Field(default=None, description="Compare the candidate's answers with two live instances' (see docs/parallel-run.md).")
 
     @field_validator("steps")
     @classmethod
