@@ -224,8 +224,8 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     watchdog.cancel()
     collector.cancel()
     await plane.stop_following()
-    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
-    api_task = asyncio.create_task(server.serve(sockets=sockets))
+    await asyncio.gather(loop_task, api_task, watchdog, collector, return_exceptions=True)
+    await plane.flags.stop()
     await plane.reconciler.close()
 
 
