@@ -55,7 +55,8 @@ def split(service: DesiredService, spec: Service, rollout: Rollout | None, ready
     Outside a progressive rollout, or when neither of its releases has a ready instance, each
     release weighs its ready instances. A canary gets `rollout.weight` percent while it has a ready
     instance; blue-green sends everything to one side; a rolled-back rollout sends everything to
-    the previous release at once.
+    the previous release at once. Only releases in `ready` (those with instances, hence a cluster)
+    are ever named, whatever the rollout record says.
     """
     by_count = {"weights": tuple((cluster_name(r), n) for r, n in ready.items())}
     if rollout is None or not rollout.progressive or rollout.target != service.release.id:
@@ -70,7 +71,10 @@ def split(service: DesiredService, spec: Service, rollout: Rollout | None, ready
         switched = rollout.phase == phases.SWITCHED or not old_ready
         return {"weights": ((cluster_name(new if switched else old), 1),)}
     weight = rollout.weight if old_ready else 100
-    result: dict[str, Any] = {"weights": ((cluster_name(old), 100 - weight), (cluster_name(new), weight))}
+    # The previous release is named only while the picture still has its cluster: once a promoted
+    # canary's primary is gone, a zero weight on it would name a cluster that no longer exists.
+    shares = ((old, 100 - weight), (new, weight))
+    result: dict[str, Any] = {"weights": tuple((cluster_name(r), w) for r, w in shares if r in ready)}
     canary = spec.strategy.canary
     if canary.match and rollout.phase not in (phases.STARTING, phases.PRE_ROLLOUT):
         result.update(match_cluster=cluster_name(new), matches=route_matches(canary.match))
