@@ -20,6 +20,7 @@ from shipyard.engine.desired import DesiredState, assign_endpoints, build_desire
 from shipyard.engine.model import Capacity
 from shipyard.engine.reconciler import Reconciler
 from shipyard.engine.router import NoRouter, Router
+from shipyard.engine.supervisor import Supervisor, health
 from shipyard.errors import StateError
 from shipyard.gitops.decide import services_after, with_overrides
 from shipyard.gitops.follower import Follower
@@ -52,7 +53,9 @@ class ControlPlane:
         self.base: DesiredState | None = None  # what the source says, before `shipyard scale` overrides
         self.overrides: dict[str, int] = {k: int(v) for k, v in (self.store.get(OVERRIDES_KEY) or {}).items()}
         self.follower: Follower | None = None
-        self._following: asyncio.Task[None] | None = None
+        self.supervisor = Supervisor(
+            lambda kind, reason, message: self.reconciler.event(kind, "control-plane", reason, message),
+            lambda conditions: self.reconciler.report_conditions("tasks", conditions))
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
         """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
@@ -132,14 +135,27 @@ class ControlPlane:
 
     def start_following(self) -> None:
         if self.follower is not None:
-            self._following = asyncio.create_task(self.follower.run())
+            self.supervisor.start("follower", self.follower.run)
 
     async def stop_following(self) -> None:
         """No more fetches or applies (`down`, shutdown); one in progress is cancelled."""
-        task, self._following = self._following, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.supervisor.stop("follower")
+
+    def health(self) -> tuple[bool, str]:
+        """`/healthz`: (healthy, reason) — see engine/supervisor.health."""
+        reconciler = self.reconciler
+        return health(time.monotonic(), reconciler.last_pass_at, reconciler.timer(), self.supervisor.down(),
+                      reconciler.failure)
+
+    async def take_down(self) -> None:
+        """`shipyard down`, the one sequence for the API and the CLI's offline `down`: stop following,
+        let no pass start anything more, drain and stop every instance, stop the data plane."""
+        await self.stop_following()
+        await self.reconciler.stop_all()
+        await self.supervisor.close()
+        await self.reconciler.close()
+        await self.reconciler.router.shutdown()
+        self.store.put("revision", None)
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -178,8 +194,8 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     server = uvicorn.Server(uvicorn.Config(build_app(plane), log_level="warning", lifespan="off", access_log=False))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     plane.reconciler.adopt()
-    loop_task = asyncio.create_task(plane.reconciler.run())
-    watchdog = asyncio.create_task(_watch_data_plane(plane))
+    plane.supervisor.start("reconcile-loop", plane.reconciler.run)
+    plane.supervisor.start("watchdog", lambda: _watch_data_plane(plane))
     api_task = asyncio.create_task(server.serve(sockets=[sock]))
     plane.start_following()
     control = {"pid": os.getpid(), "api": plane.api, "started_at": time.time(), "environment": plane.environment}
@@ -187,10 +203,9 @@ async def serve(plane: ControlPlane, port: int = 0) -> None:
     log.info("control plane for %s at %s (state %s)", plane.environment, plane.api, plane.state_dir)
     await plane.shutdown.wait()
     server.should_exit = True
-    loop_task.cancel()
-    watchdog.cancel()
     await plane.stop_following()
-    await asyncio.gather(loop_task, api_task, watchdog, return_exceptions=True)
+    await plane.supervisor.close()
+    await asyncio.gather(api_task, return_exceptions=True)
     await plane.reconciler.close()
 
 

@@ -42,10 +42,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
                              "services": {n: s.release.id for n, s in desired.services.items()}})
 
     async def down(request: Request) -> Response:
-        await plane.stop_following()
-        await plane.reconciler.stop_all()
-        await plane.reconciler.router.shutdown()
-        plane.reconciler.store.put("revision", None)
+        await plane.take_down()
         asyncio.get_running_loop().call_later(0.1, plane.shutdown.set)
         return JSONResponse({"stopped": True})
 
@@ -62,7 +59,8 @@ def build_app(plane: "ControlPlane") -> Starlette:
         return JSONResponse([vars(r) for r in plane.store.rollout_history(service)])
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        healthy, reason = plane.health()  # 503 when the loop has not completed a pass lately or a task is down
+        return PlainTextResponse(reason, status_code=200 if healthy else 503)
 
     routes = [
         Route("/healthz", healthz),

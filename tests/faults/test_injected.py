@@ -1,0 +1,87 @@
+"""Faults injected into a real control plane's collaborators: its runtime driver raises, publishing raises.
+
+Each test asserts that the loop keeps running (failed passes keep being counted, `/healthz` tells), that
+`status` says what is wrong, and that the environment recovers by itself once the fault ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any
+
+from shipyard.proxy.model import DataPlane
+from shipyard.runtime.base import Handle, InstanceSpec
+from tests.controlplane import http_get, wait_for
+from tests.projects import probe_service
+
+
+class FaultyDriver:
+    """The real driver, except that `start` raises while `failing` is set."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.failing = inner, False
+
+    def start(self, spec: InstanceSpec) -> Handle:
+        if self.failing:
+            raise RuntimeError("injected: the runtime driver cannot start processes")
+        return self.inner.start(spec)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_driver_that_raises_fails_passes_visibly_and_the_instance_comes_back(in_process):
+    plane = in_process([probe_service("alpha")])
+    driver = FaultyDriver(plane.reconciler.driver)
+    plane.reconciler.driver = driver
+    plane.start()
+    wait_for(lambda: plane.ready("alpha", 1), timeout=30, what="alpha ready")
+    driver.failing = True
+    [instance] = plane.status()["services"][0]["instances"]
+    os.kill(instance["pid"], signal.SIGKILL)
+    failed = wait_for(lambda: plane.condition("ReconcileFailed"), timeout=20, what="ReconcileFailed")
+    assert "RuntimeError: injected: the runtime driver cannot start processes" in failed["message"]
+    ready = next(c for c in plane.status()["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ReconcileFailed")
+    # The loop goes on: each restart (with back-off) fails again, and each failed pass is reported.
+    wait_for(lambda: sum(e["reason"] == "ReconcileFailed" for e in plane.get("/events")) >= 3, timeout=20,
+             what="more failed passes")
+    assert "injected" in plane.status()["services"][0]["instances"][0]["message"]
+    assert http_get(plane.api + "/healthz")[0] == 200   # passes complete between the failed restarts
+    driver.failing = False
+    wait_for(lambda: plane.ready("alpha", 1) and plane.condition("ReconcileFailed") is None, timeout=30,
+             what="alpha back and the condition cleared")
+    events = [e["reason"] for e in plane.get("/events")]
+    assert "ReconcileFailed" in events and "ReconcileRecovered" in events
+
+
+def test_publishing_that_raises_fails_passes_visibly_and_the_data_plane_catches_up(in_process):
+    plane = in_process([probe_service("alpha")])
+    router = plane.router
+    real_sync = router.sync
+    failing = {"on": False}
+
+    async def sync(data_plane: DataPlane) -> None:
+        if failing["on"]:
+            raise KeyError("injected publishing fault")
+        await real_sync(data_plane)
+
+    router.sync = sync  # type: ignore[method-assign]
+    plane.start()
+    wait_for(lambda: plane.ready("alpha", 1), timeout=30, what="alpha ready")
+    failing["on"] = True
+    plane.post("/scale", {"service": "alpha", "replicas": 2})
+    failed = wait_for(lambda: plane.condition("ReconcileFailed"), timeout=20, what="ReconcileFailed")
+    assert "KeyError: 'injected publishing fault'" in failed["message"]
+    wait_for(lambda: plane.ready("alpha", 2), timeout=30, what="the second instance healed anyway")
+    url = plane.endpoint("alpha")
+    assert len({_instance(url) for _ in range(20)}) == 1  # Envoy still serves what it was told last
+    failing["on"] = False
+    wait_for(lambda: plane.condition("ReconcileFailed") is None, timeout=30, what="the condition cleared")
+    wait_for(lambda: len({_instance(url) for _ in range(20)}) == 2, timeout=10, what="both instances routed")
+
+
+def _instance(url: str) -> str:
+    return str(json.loads(http_get(url + "/")[2])["instance"])
