@@ -1,4 +1,5 @@
-"""Faults injected into a real control plane's collaborators: its runtime driver raises, publishing raises.
+"""Faults injected into a real control plane's collaborators: its runtime driver raises, publishing raises,
+its wall clock jumps.
 
 Each test asserts that the loop keeps running (failed passes keep being counted, `/healthz` tells), that
 `status` says what is wrong, and that the environment recovers by itself once the fault ends.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time as _time
 from typing import Any
 
+from shipyard.engine import reconciler as reconciler_module
 from shipyard.proxy.model import DataPlane
 from shipyard.runtime.base import Handle, InstanceSpec
 from tests.controlplane import http_get, wait_for
@@ -85,3 +88,45 @@ def test_publishing_that_raises_fails_passes_visibly_and_the_data_plane_catches_
 
 def _instance(url: str) -> str:
     return str(json.loads(http_get(url + "/")[2])["instance"])
+
+
+class ShiftedClock:
+    """The wall clock the reconciler reads, `offset` seconds off (the monotonic clock is untouched)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return _time.time() + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_time, name)
+
+
+def test_the_clock_jumping_back_neither_stops_the_loop_nor_postpones_a_scheduled_restart(in_process, monkeypatch):
+    clock = ShiftedClock()
+    monkeypatch.setattr(reconciler_module, "time", clock)
+    plane = in_process([probe_service("alpha")])
+    driver = FaultyDriver(plane.reconciler.driver)
+    plane.reconciler.driver = driver
+    plane.start()
+    wait_for(lambda: plane.status()["services"][0]["rollout"]["status"] == "complete", timeout=30,
+             what="alpha deployed")
+    driver.failing = True
+    os.kill(plane.status()["services"][0]["instances"][0]["pid"], signal.SIGKILL)
+    # Failed starts back off 0, 1, 2 s …: wait for a restart scheduled ≥ 1 s ahead, then jump back an hour.
+    wait_for(lambda: (lambda i: i["restarts"] >= 2 and i["next_attempt_at"] and i["state"] == "failed")(
+        plane.status()["services"][0]["instances"][0]), timeout=20, what="a restart scheduled after back-off")
+
+    def jump() -> None:
+        clock.offset = -3600.0
+        driver.failing = False
+    plane.on_loop(jump)
+    wait_for(lambda: plane.ready("alpha", 1), timeout=15, what="the restart at its time despite the jump")
+    assert plane.condition("ReconcileFailed") is None
+    plane.on_loop(lambda: setattr(clock, "offset", 3600.0))   # and forward: nothing is rolled back or lost
+    os.kill(plane.status()["services"][0]["instances"][0]["pid"], signal.SIGKILL)
+    wait_for(lambda: plane.ready("alpha", 1), timeout=15, what="a replacement after the forward jump")
+    assert http_get(plane.api + "/healthz")[0] == 200
+    rollout = plane.status()["services"][0]["rollout"]
+    assert rollout["status"] == "complete", rollout

@@ -130,7 +130,10 @@ class Instance:
 
     def available(self, now: float, min_ready: float) -> bool:
         """Ready for at least `min_ready` seconds: counts towards a rollout's availability."""
-        return self.state is State.READY and self.ready_since is not None and now - self.ready_since >= min_ready
+        if self.state is not State.READY or self.ready_since is None:
+            return False
+        # Ready "in the future" means the wall clock jumped back: it has been ready all along.
+        return now - self.ready_since >= min_ready or self.ready_since > now
 
 
 @dataclass(frozen=True)

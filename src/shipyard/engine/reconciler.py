@@ -60,6 +60,10 @@ class Reconciler:
         self.failure: str | None = None        # the error of the last pass, while passes fail
         self._failed_passes = 0
         self._publish_error: str | None = None  # the data plane refused the newest picture
+        # Records changed in memory that the store could not take (locked, full): written by the next pass.
+        self._unsaved: set[str] = set()
+        self._unsaved_rollouts: dict[str, Rollout] = {}
+        self._store_error: Exception | None = None  # the store's last refusal; no writes are tried until the next pass
         self.reported: dict[str, list[Condition]] = {}  # by reporter: the supervisor's tasks, the source's fetches
         self._wake = asyncio.Event()
         self._tallies: dict[str, health.ProbeTally] = {}
@@ -209,6 +213,11 @@ class Reconciler:
     async def _reconcile_locked(self) -> Plan:
         # The data plane's own health is the watchdog's job (daemon.py): a dead Envoy must never
         # stop instances from being healed.
+        try:
+            self._flush_unsaved()
+            self._store_error = None
+        except Exception as exc:  # noqa: BLE001 - the pass goes on from memory, then fails with this error
+            self._store_error = exc
         if self.desired is None:
             self.last_pass_at = time.monotonic()
             return Plan()
@@ -225,6 +234,8 @@ class Reconciler:
         self._assign_previews()
         await self._sync_routes()
         self.runner.tick(time.time())
+        if self._store_error is not None:
+            raise self._store_error   # the pass acted, but its records could not be written: say so
         self.last_pass_at = time.monotonic()
         return result
 
@@ -270,7 +281,8 @@ class Reconciler:
     def _save_rollout(self, rollout: Rollout) -> None:
         previous = self.rollouts.get(rollout.service)
         self.rollouts[rollout.service] = rollout
-        self.store.save_rollout(rollout)
+        self._unsaved_rollouts[rollout.service] = rollout
+        self._store_quietly()
         same = previous is not None and previous.started_at == rollout.started_at
         if same and previous is not None:
             seen = previous.decisions[-1]["at"] if previous.decisions else 0.0
@@ -429,7 +441,8 @@ class Reconciler:
         self._exits.unwatch(instance_id)
         self._tallies.pop(instance_id, None)
         self.instances.pop(instance_id, None)
-        self.store.delete_instance(instance_id)
+        self._unsaved.add(instance_id)
+        self._store_quietly()
 
     # ---- observing processes -----------------------------------------------------------------------
     def _exited(self, instance_id: str) -> None:
@@ -563,7 +576,31 @@ class Reconciler:
 
     def _save(self, instance: Instance) -> None:
         self.instances[instance.id] = instance
-        self.store.save_instance(instance)
+        self._unsaved.add(instance.id)
+        self._store_quietly()
+
+    def _store_quietly(self) -> None:
+        """Write what changed; if the store refuses (locked, full disk), memory stays the truth and the
+        next pass writes it or fails with the store's error (a `ReconcileFailed` condition)."""
+        if self._store_error is not None:
+            return   # the store refused the last write: each try could block for its busy timeout
+        try:
+            self._flush_unsaved()
+        except Exception as exc:  # noqa: BLE001 - reported by the next pass, which tries again
+            self._store_error = exc
+            log.warning("the state database refused a write; the next pass retries", exc_info=True)
+
+    def _flush_unsaved(self) -> None:
+        for instance_id in sorted(self._unsaved):
+            instance = self.instances.get(instance_id)
+            if instance is None:
+                self.store.delete_instance(instance_id)
+            else:
+                self.store.save_instance(instance)
+            self._unsaved.discard(instance_id)
+        for service, rollout in list(self._unsaved_rollouts.items()):
+            self.store.save_rollout(rollout)
+            del self._unsaved_rollouts[service]
 
     def _ports(self) -> set[int]:
         taken = {i.port for i in self.instances.values()}
@@ -592,6 +629,8 @@ class Reconciler:
 
     def event(self, kind: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None) -> None:
         log.info("%s %s: %s", obj, reason, message)
+        if self._store_error is not None:
+            return   # logged only: the store refuses writes (the pass reports why)
         try:
             self.store.add_event(kind, obj, reason, message, data)
         except Exception:  # noqa: BLE001 - a locked or full store must not turn reporting into a second failure
