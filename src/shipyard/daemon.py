@@ -59,10 +59,25 @@ class ControlPlane:
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
         """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
+        directory, desired = self._build_local(project_dir)
+        self._install_local(directory, desired)
+        return desired
+
+    async def apply_async(self, project_dir: Path | None = None) -> DesiredState:
+        """`POST /apply`: render and snapshot in a thread (slow), install on the event loop — the only
+        place the reconciler's state changes (as the follower does)."""
+        directory, desired = await asyncio.to_thread(self._build_local, project_dir)
+        self._install_local(directory, desired)
+        return desired
+
+    def _build_local(self, project_dir: Path | None) -> tuple[Path, DesiredState]:
         directory = (project_dir or self.project_dir).resolve()
         rendered = render(directory, self.environment)
         revision = "local-" + hashlib.sha256(json.dumps(rendered.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-        desired = self._desired(rendered, revision)
+        return directory, self._desired(rendered, revision)
+
+    def _install_local(self, directory: Path, desired: DesiredState) -> None:
+        revision = desired.revision
         if directory != self.project_dir.resolve():
             self.project_dir = directory
             self.store.put("project_dir", str(directory))

@@ -33,7 +33,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
         if plane.reconciler.suspended:
             return _error(409, "Suspended", "the environment is suspended: `shipyard resume` first")
         try:
-            desired = await asyncio.to_thread(plane.apply, directory)
+            desired = await plane.apply_async(directory)
         except SpecError as exc:
             return _error(422, "ValidationFailed", str(exc), problems=[str(p) for p in exc.problems])
         except ShipyardError as exc:
