@@ -1,5 +1,5 @@
 """Faults injected into a real control plane's collaborators: its runtime driver raises, publishing raises,
-its wall clock jumps.
+Envoy rejects what it is told, its wall clock jumps.
 
 Each test asserts that the loop keeps running (failed passes keep being counted, `/healthz` tells), that
 `status` says what is wrong, and that the environment recovers by itself once the fault ends.
@@ -11,10 +11,11 @@ import json
 import os
 import signal
 import time as _time
+from dataclasses import replace
 from typing import Any
 
 from shipyard.engine import reconciler as reconciler_module
-from shipyard.proxy.model import DataPlane
+from shipyard.proxy.model import DataPlane, Endpoint
 from shipyard.runtime.base import Handle, InstanceSpec
 from tests.controlplane import http_get, wait_for
 from tests.projects import probe_service
@@ -130,3 +131,33 @@ def test_the_clock_jumping_back_neither_stops_the_loop_nor_postpones_a_scheduled
     assert http_get(plane.api + "/healthz")[0] == 200
     rollout = plane.status()["services"][0]["rollout"]
     assert rollout["status"] == "complete", rollout
+
+
+def test_envoy_rejecting_config_is_reported_while_it_keeps_serving_and_the_next_publish_heals_it(in_process):
+    plane = in_process([probe_service("alpha")])
+    router = plane.router
+    real_sync = router.sync
+    corrupt = {"on": False}
+
+    async def sync(data_plane: DataPlane) -> None:
+        if corrupt["on"]:   # an address Envoy refuses: the rejection is Envoy's own
+            bad = tuple(replace(c, endpoints=(Endpoint("256.0.0.1", 8080),)) for c in data_plane.clusters)
+            data_plane = replace(data_plane, clusters=bad)
+        await real_sync(data_plane)
+
+    router.sync = sync  # type: ignore[method-assign]
+    plane.start()
+    wait_for(lambda: plane.ready("alpha", 1), timeout=30, what="alpha ready")
+    url = plane.endpoint("alpha")
+    corrupt["on"] = True
+    plane.post("/scale", {"service": "alpha", "replicas": 2})
+    rejected = wait_for(lambda: next((c for c in plane.status()["conditions"] if c["type"] == "DataPlaneInSync"),
+                                     None), timeout=20, what="the rejection in status")
+    assert rejected["status"] == "False" and "256.0.0.1" in rejected["message"]
+    wait_for(lambda: plane.ready("alpha", 2), timeout=30, what="the second instance ready")
+    assert len({_instance(url) for _ in range(20)}) == 1   # Envoy serves the last config it accepted
+    corrupt["on"] = False
+    plane.post("/scale", {"service": "alpha", "replicas": 2})   # nothing new: the next pass publishes again
+    wait_for(lambda: not [c for c in plane.status()["conditions"] if c["type"] == "DataPlaneInSync"], timeout=30,
+             what="the rejection cleared")
+    wait_for(lambda: len({_instance(url) for _ in range(20)}) == 2, timeout=10, what="both instances routed")
