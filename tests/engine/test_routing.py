@@ -11,20 +11,16 @@ from shipyard.delivery import phases
 from shipyard.engine.desired import DesiredState
 from shipyard.engine.model import Instance, Progressive, Rollout, State
 from shipyard.engine.routing import data_plane, split
-from shipyard.proxy.model import cluster_name
-from shipyard.spec.models import Service
-from tests.engine.test_plan import desired, release
+from shipyard.proxy.model import HeaderMatch, cluster_name
+from tests.engine.test_plan import desired
 
-CANARY = Progressive(steps=(20, 50, 100), interval=1.0, failure_threshold=2)
-SPEC = Service.model_validate({"apiVersion": "shipyard/v1", "kind": "Service", "name": "svc", "version": "1",
-                               "artifact": {"path": "app", "command": ["app"]},
-                               "strategy": {"type": "canary", "canary": {
-                                   "mirror": 20, "match": [{"header": {"name": "x-canary", "exact": "1"}}]}}})
+CANARY = Progressive(steps=(20, 50, 100), interval=1.0, failure_threshold=2, mirror=20,
+                     matches=(HeaderMatch("x-canary", "1"),))
 
 
 def state(strategy: str = "canary", target: str = "svc-good") -> DesiredState:
     service = replace(desired(3, rid=target, strategy=strategy)["svc"], progressive=CANARY, endpoint_port=18080)
-    return DesiredState("dev", "test", "r1", {"svc": service}, {"svc": SPEC})
+    return DesiredState("dev", "test", "r1", {"svc": service})
 
 
 def instance(iid: str, rid: str, state_: State = State.READY, port: int = 20000) -> Instance:
@@ -76,8 +72,8 @@ def test_no_order_of_releases_makes_a_route_name_a_missing_cluster(strategy: str
 def test_split_names_only_releases_present_in_the_picture() -> None:
     service = state().services["svc"]
     promoted = Rollout("svc", "svc-good", 0.0, "canary", previous="svc-orig", phase=phases.STEP, weight=50)
-    assert dict(split(service, SPEC, promoted, {"svc-good": 1})["weights"]) == {"svc.good": 100}
-    assert dict(split(service, SPEC, promoted, {"svc-good": 1, "svc-orig": 0})["weights"]) == {
+    assert dict(split(service, promoted, {"svc-good": 1})["weights"]) == {"svc.good": 100}
+    assert dict(split(service, promoted, {"svc-good": 1, "svc-orig": 0})["weights"]) == {
         "svc.orig": 0, "svc.good": 100}
-    assert dict(split(service, SPEC, promoted, {"svc-good": 1, "svc-orig": 2})["weights"]) == {
+    assert dict(split(service, promoted, {"svc-good": 1, "svc-orig": 2})["weights"]) == {
         "svc.orig": 50, "svc.good": 50}

@@ -12,33 +12,62 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from shipyard.proxy.window import WindowStats
 from shipyard.delivery import phases
-from shipyard.engine.model import Rollout, State
+from shipyard.engine.model import DesiredService, Rollout
 from shipyard.proxy.model import cluster_name
 from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, evaluate
 from shipyard.delivery.gates import run_gates
 from shipyard.spec.models import ApprovalGate
 
 if TYPE_CHECKING:
-    from shipyard.engine.reconciler import Reconciler
+    from shipyard.proxy.traffic import TrafficHistory
 
 log = logging.getLogger("shipyard.rollouts")
 APPROVAL_POLL_S = 0.25
 Key = tuple[str, float, str, int]
 
 
+class Traffic(Protocol):
+    """What the runner reads of the data plane: per-release traffic, and the service's preview URL."""
+
+    traffic: "TrafficHistory | None"
+
+    def endpoint(self, service: str) -> str | None: ...
+
+
+class RolloutHost(Protocol):
+    """The narrow interface the runner gets from whoever owns the rollouts (the reconciler)."""
+
+    @property
+    def rollouts(self) -> Mapping[str, Rollout]: ...
+
+    @property
+    def router(self) -> Traffic: ...
+
+    def desired_service(self, name: str) -> DesiredService | None:
+        """The service as it should run now, or None if it is not in the desired state."""
+
+    def ready_ports(self, release: str) -> list[int]:
+        """Ports of the ready instances of `release`."""
+
+    async def update_rollout(self, rollout: Rollout) -> None:
+        """Record a decision about a rollout and act on it at once."""
+
+    def event(self, kind: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None) -> None: ...
+
+
 class RolloutRunner:
-    def __init__(self, reconciler: "Reconciler") -> None:
-        self.reconciler = reconciler
+    def __init__(self, host: RolloutHost) -> None:
+        self.host = host
         self._tasks: dict[Key, asyncio.Task[None]] = {}
 
     def tick(self, now: float) -> None:
         """Start the gate runs and analyses that are due; at most one task per rollout position."""
         self._tasks = {key: task for key, task in self._tasks.items() if not task.done()}
-        for service, rollout in list(self.reconciler.rollouts.items()):
+        for service, rollout in list(self.host.rollouts.items()):
             if not rollout.progressive or rollout.status != "progressing":
                 continue
             key = (service, rollout.started_at, rollout.phase, rollout.step)
@@ -61,25 +90,21 @@ class RolloutRunner:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken check must be visible, and the loop must go on
             log.exception("rollout task %s failed", key)
-            self.reconciler.event("Warning", key[0], "RolloutTaskFailed", f"{key[2]}: {exc}")
+            self.host.event("Warning", key[0], "RolloutTaskFailed", f"{key[2]}: {exc}")
 
     def _current(self, key: Key) -> Rollout | None:
-        rollout = self.reconciler.rollouts.get(key[0])
+        rollout = self.host.rollouts.get(key[0])
         if rollout is None or (rollout.service, rollout.started_at, rollout.phase, rollout.step) != key \
                 or rollout.status != "progressing":
             return None
         return rollout
 
     async def _gates(self, key: Key) -> None:
-        rollout, desired = self._current(key), self.reconciler.desired
-        if rollout is None or desired is None or key[0] not in desired.services:
+        rollout, service = self._current(key), self.host.desired_service(key[0])
+        if rollout is None or service is None or service.progressive is None:
             return
-        service, spec = desired.services[key[0]], desired.specs[key[0]]
-        strategy = spec.strategy
-        if rollout.phase == phases.PRE_ROLLOUT:
-            gates = strategy.canary.pre_rollout
-        else:
-            gates = strategy.canary.pre_promotion if service.strategy == "canary" else strategy.blue_green.pre_promotion
+        config = service.progressive
+        gates = config.pre_rollout_gates if rollout.phase == phases.PRE_ROLLOUT else config.pre_promotion_gates
         target = self._target_url(rollout)
         results = await run_gates(gates, target, service=rollout.service, release=rollout.target)
         passed = all(r.passed for r in results) and len(results) == sum(not isinstance(g, ApprovalGate) for g in gates)
@@ -93,7 +118,7 @@ class RolloutRunner:
             return
         decided = phases.after_gates(current, service.progressive, service.strategy, passed, detail,
                                      [r.to_dict() for r in results], time.time())
-        await self.reconciler.update_rollout(decided)
+        await self.host.update_rollout(decided)
 
     async def _approval(self, key: Key, detail: str) -> bool:
         """Wait for `rollout approve`; False if the rollout moved on meanwhile."""
@@ -106,7 +131,7 @@ class RolloutRunner:
                                              {"kind": "gates", "at": time.time(), "phase": current.phase,
                                               "verdict": "waiting", "action": "hold",
                                               "reason": f"{detail}; waiting for approval"})
-            await self.reconciler.update_rollout(waiting)
+            await self.host.update_rollout(waiting)
         while True:
             current = self._current(key)
             if current is None:
@@ -116,11 +141,10 @@ class RolloutRunner:
             await asyncio.sleep(APPROVAL_POLL_S)
 
     async def _analyse(self, key: Key) -> None:
-        rollout, desired = self._current(key), self.reconciler.desired
-        if rollout is None or desired is None or key[0] not in desired.services:
+        rollout, service = self._current(key), self.host.desired_service(key[0])
+        if rollout is None or service is None or service.progressive is None:
             return
-        service, spec = desired.services[key[0]], desired.specs[key[0]]
-        canary_spec = spec.strategy.canary
+        canary_spec = service.progressive
         since = rollout.check_started_at or rollout.started_at
         canary = self._window(rollout.target, since)
         primary = self._window(rollout.previous, since) if rollout.previous else None
@@ -134,21 +158,20 @@ class RolloutRunner:
                     "window": {"seconds": round(canary.seconds, 3), "canary": _figures(canary),
                                "primary": _figures(primary) if primary else None}}
         decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time())
-        await self.reconciler.update_rollout(decided)
+        await self.host.update_rollout(decided)
 
     def _window(self, release: str, since: float) -> WindowStats:
-        history = self.reconciler.router.traffic
+        history = self.host.router.traffic
         window = history.window(cluster_name(release), since) if history is not None else None
         return window or WindowStats(0, 0, 0.0)
 
     def _target_url(self, rollout: Rollout) -> str:
         """The preview endpoint of the new release; without a data plane, one of its instances."""
-        preview = self.reconciler.router.endpoint(f"{rollout.service}.preview")
+        preview = self.host.router.endpoint(f"{rollout.service}.preview")
         if preview:
             return preview
-        ready = [i for i in self.reconciler.instances.values()
-                 if i.release == rollout.target and i.state is State.READY]
-        return f"http://127.0.0.1:{ready[0].port}" if ready else ""
+        ready = self.host.ready_ports(rollout.target)
+        return f"http://127.0.0.1:{ready[0]}" if ready else ""
 
 
 def _figures(window: WindowStats) -> dict[str, Any]:

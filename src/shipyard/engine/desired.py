@@ -9,7 +9,6 @@ from shipyard.engine.model import DesiredService
 from shipyard.engine.releases import build_release, desired_service
 from shipyard.engine.snapshot import ensure_snapshot, tree_hash
 from shipyard.proxy.ports import free_port
-from shipyard.spec.models import Service
 from shipyard.spec.render import DesiredEnvironment
 from shipyard.state.store import Store
 
@@ -19,8 +18,7 @@ class DesiredState:
     environment: str
     project: str
     revision: str
-    services: dict[str, DesiredService]
-    specs: dict[str, Service]
+    services: dict[str, DesiredService]   # the engine's own model: no raw spec models beyond this point
 
 
 def assign_endpoints(rendered: DesiredEnvironment, store: Store, reserved: set[int]) -> dict[str, int]:
@@ -64,4 +62,4 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
         release = build_release(service, snapshot, endpoints)
         store.save_release(release)
         services[name] = desired_service(service, release, endpoints.get(name))
-    return DesiredState(rendered.environment, rendered.project, revision, services, dict(rendered.services))
+    return DesiredState(rendered.environment, rendered.project, revision, services)

@@ -20,7 +20,8 @@ from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, pass_retry_delay, restart_delay
 from shipyard.engine.desired import DesiredState, free_port_except
 from shipyard.delivery import phases as progressive
-from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
+from shipyard.engine.model import (DOWN_STATES, Capacity, Condition, DesiredService, Instance, Plan, Release,
+                                   Rollout, State)
 from shipyard.engine.pins import Pin, apply_pins, pin_conditions, undo_target
 from shipyard.delivery.phases import decision_reason
 from shipyard.delivery.runner import RolloutRunner
@@ -196,6 +197,13 @@ class Reconciler:
             conditions.append(Condition("DataPlaneInSync", "False", "PublishFailed", self._publish_error))
         return conditions
 
+    def desired_service(self, name: str) -> DesiredService | None:
+        """The rollout runner's view of a service (see delivery.runner.RolloutHost)."""
+        return self.desired.services.get(name) if self.desired is not None else None
+
+    def ready_ports(self, release: str) -> list[int]:
+        return sorted(i.port for i in self.instances.values() if i.release == release and i.state is State.READY)
+
     def report_conditions(self, reporter: str, conditions: list[Condition]) -> None:
         """Conditions someone beside the loop knows (supervised tasks, git fetches), shown by `status`."""
         self.reported[reporter] = list(conditions)
@@ -256,7 +264,7 @@ class Reconciler:
         self._halted = True
         async with self._pass_lock:
             if self.desired is not None:
-                self.desired = dataclasses.replace(self.desired, services={}, specs={})
+                self.desired = dataclasses.replace(self.desired, services={})
             ids = [i.id for i in self.instances.values() if i.state is not State.STOPPING]
             for instance_id in ids:
                 if self.instances[instance_id].state in DOWN_STATES:

@@ -60,7 +60,7 @@ def restore_artifacts(state_dir: Path, desired: DesiredState, root: Path, servic
     """
     for name in services:
         release = desired.services[name].release
-        source = root / desired.specs[name].artifact.path
+        source = root / desired.services[name].artifact_path
         target = state_dir / "snapshots" / release.snapshot
         target.mkdir(parents=True, exist_ok=True)
         _sync_tree(source, target)
