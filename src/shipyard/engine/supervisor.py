@@ -108,8 +108,11 @@ class Supervisor:
             try:
                 await entry.factory()
                 error = "returned without being stopped"
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                current = asyncio.current_task()
+                if current is None or current.cancelling():
+                    raise   # stopped on purpose
+                error = f"cancelled from within ({exc or 'CancelledError'})"
             except Exception as exc:  # noqa: BLE001 - that is the point: whatever ends a task, it is restarted
                 log.exception("supervised task %s failed", entry.name)
                 error = one_line(exc)
