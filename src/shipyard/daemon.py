@@ -21,6 +21,7 @@ from shipyard.engine.gc import collect_periodically
 from shipyard.engine.model import Capacity
 from shipyard.engine.reconciler import Reconciler
 from shipyard.engine.router import NoRouter, Router
+from shipyard.engine.supervisor import Supervisor, health
 from shipyard.errors import StateError
 from shipyard.flags.service import FlagService
 from shipyard.gitops.decide import services_after, with_overrides
@@ -59,13 +60,31 @@ class ControlPlane:
         self.follower: Follower | None = None
         self._following: asyncio.Task[None] | None = None
         self.flags = FlagService(self.store, self.reconciler.event)
+        self.supervisor = Supervisor(
+            lambda kind, reason, message: self.reconciler.event(kind, "control-plane", reason, message),
+            lambda conditions: self.reconciler.report_conditions("tasks", conditions))
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
         """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
+        directory, desired = self._build_local(project_dir)
+        self._install_local(directory, desired)
+        return desired
+
+    async def apply_async(self, project_dir: Path | None = None) -> DesiredState:
+        """`POST /apply`: render and snapshot in a thread (slow), install on the event loop — the only
+        place the reconciler's state changes (as the follower does)."""
+        directory, desired = await asyncio.to_thread(self._build_local, project_dir)
+        self._install_local(directory, desired)
+        return desired
+
+    def _build_local(self, project_dir: Path | None) -> tuple[Path, DesiredState]:
         directory = (project_dir or self.project_dir).resolve()
         rendered = render(directory, self.environment)
         revision = "local-" + hashlib.sha256(json.dumps(rendered.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-        desired = self._desired(rendered, revision)
+        return directory, self._desired(rendered, revision)
+
+    def _install_local(self, directory: Path, desired: DesiredState) -> None:
+        revision = desired.revision
         if directory != self.project_dir.resolve():
             self.project_dir = directory
             self.store.put("project_dir", str(directory))
@@ -143,14 +162,27 @@ class ControlPlane:
 
     def start_following(self) -> None:
         if self.follower is not None:
-            self._following = asyncio.create_task(self.follower.run())
+            self.supervisor.start("follower", self.follower.run)
 
     async def stop_following(self) -> None:
         """No more fetches or applies (`down`, shutdown); one in progress is cancelled."""
-        task, self._following = self._following, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.supervisor.stop("follower")
+
+    def health(self) -> tuple[bool, str]:
+        """`/healthz`: (healthy, reason) — see engine/supervisor.health."""
+        reconciler = self.reconciler
+        return health(time.monotonic(), reconciler.last_pass_at, reconciler.timer(), self.supervisor.down(),
+                      reconciler.failure)
+
+    async def take_down(self) -> None:
+        """`shipyard down`, the one sequence for the API and the CLI's offline `down`: stop following,
+        let no pass start anything more, drain and stop every instance, stop the data plane."""
+        await self.stop_following()
+        await self.reconciler.stop_all()
+        await self.supervisor.close()
+        await self.reconciler.close()
+        await self.reconciler.router.shutdown()
+        self.store.put("revision", None)
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -209,9 +241,9 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     plane.reconciler.adopt()
     await plane.flags.start()
-    loop_task = asyncio.create_task(plane.reconciler.run())
-    watchdog = asyncio.create_task(_watch_data_plane(plane))
-    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
+    plane.supervisor.start("reconcile-loop", plane.reconciler.run)
+    plane.supervisor.start("watchdog", lambda: _watch_data_plane(plane))
+    plane.supervisor.start("garbage-collector", lambda: collect_periodically(plane.reconciler))  # engine/gc.py
     api_task = asyncio.create_task(server.serve(sockets=sockets))
     plane.start_following()
     control = {"pid": os.getpid(), "api": plane.api, "socket": str(plane.state_dir / SOCKET_FILE),
@@ -220,11 +252,11 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     log.info("control plane for %s at %s (state %s)", plane.environment, plane.api, plane.state_dir)
     await plane.shutdown.wait()
     server.should_exit = True
-    loop_task.cancel()
-    watchdog.cancel()
-    collector.cancel()
     await plane.stop_following()
-    await asyncio.gather(loop_task, api_task, watchdog, collector, return_exceptions=True)
+    await plane.supervisor.close()
+    await asyncio.gather(api_task, return_exceptions=True)
+    for listener in sockets:
+        listener.close()
     await plane.flags.stop()
     await plane.reconciler.close()
 

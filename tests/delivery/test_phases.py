@@ -11,7 +11,7 @@ from shipyard.engine.model import Progressive, Rollout, State
 from shipyard.engine.plan import World, plan
 from shipyard.engine.routing import split
 from shipyard.errors import StateError
-from shipyard.spec.models import Service
+from shipyard.proxy.model import HeaderMatch
 from tests.engine.test_plan import BIG, desired, inst, release
 
 CANARY = Progressive(steps=(10, 50, 100), interval=5.0, failure_threshold=2)
@@ -192,10 +192,7 @@ def test_a_canary_that_never_gets_ready_fails_at_the_progress_deadline() -> None
 
 
 # ---- the traffic split ------------------------------------------------------------------------------
-SPEC = Service.model_validate({"apiVersion": "shipyard/v1", "kind": "Service", "name": "svc", "version": "1",
-                               "artifact": {"path": "app", "command": ["app"]},
-                               "strategy": {"type": "canary", "canary": {
-                                   "mirror": 20, "match": [{"header": {"name": "x-canary", "exact": "1"}}]}}})
+ROUTED = replace(CANARY, mirror=20, matches=(HeaderMatch("x-canary", "1"),))
 
 
 def weights(result) -> dict[str, int]:
@@ -203,35 +200,35 @@ def weights(result) -> dict[str, int]:
 
 
 def test_the_canary_gets_its_weight_and_matching_requests_once_it_has_traffic() -> None:
-    service = replace(desired(4, strategy="canary")["svc"], progressive=CANARY)
-    result = split(service, SPEC, canary_rollout(phase="step", step=0, weight=10), {"svc-old": 4, "svc-new": 1})
+    service = replace(desired(4, strategy="canary")["svc"], progressive=ROUTED)
+    result = split(service, canary_rollout(phase="step", step=0, weight=10), {"svc-old": 4, "svc-new": 1})
     assert weights(result) == {"svc.old": 90, "svc.new": 10}
     assert result["match_cluster"] == "svc.new" and result["matches"][0].value == "1"
-    starting = split(service, SPEC, canary_rollout(), {"svc-old": 4, "svc-new": 1})
+    starting = split(service, canary_rollout(), {"svc-old": 4, "svc-new": 1})
     assert weights(starting) == {"svc.old": 100, "svc.new": 0} and "matches" not in starting
 
 
 def test_mirroring_shadows_traffic_without_weight() -> None:
-    service = replace(desired(4, strategy="canary")["svc"], progressive=CANARY)
-    result = split(service, SPEC, canary_rollout(phase="mirror"), {"svc-old": 4, "svc-new": 1})
+    service = replace(desired(4, strategy="canary")["svc"], progressive=ROUTED)
+    result = split(service, canary_rollout(phase="mirror"), {"svc-old": 4, "svc-new": 1})
     assert weights(result)["svc.new"] == 0 and (result["mirror_cluster"], result["mirror_percent"]) == ("svc.new", 20)
 
 
 def test_rollback_and_blue_green_send_everything_to_one_side() -> None:
-    service = replace(desired(4, strategy="canary")["svc"], progressive=CANARY)
+    service = replace(desired(4, strategy="canary")["svc"], progressive=ROUTED)
     rolled = canary_rollout(status="failed", phase="rolled-back")
-    assert weights(split(service, SPEC, rolled, {"svc-old": 4, "svc-new": 2})) == {"svc.old": 1}
+    assert weights(split(service, rolled, {"svc-old": 4, "svc-new": 2})) == {"svc.old": 1}
     green = replace(service, strategy="blue-green")
-    before = split(green, SPEC, canary_rollout(strategy="blue-green", phase="awaiting-promotion"),
+    before = split(green, canary_rollout(strategy="blue-green", phase="awaiting-promotion"),
                    {"svc-old": 4, "svc-new": 4})
-    after = split(green, SPEC, canary_rollout(strategy="blue-green", phase="switched"), {"svc-old": 4, "svc-new": 4})
+    after = split(green, canary_rollout(strategy="blue-green", phase="switched"), {"svc-old": 4, "svc-new": 4})
     assert weights(before) == {"svc.old": 1} and weights(after) == {"svc.new": 1}
 
 
 def test_without_a_progressive_rollout_releases_weigh_their_ready_instances() -> None:
     service = desired(4)["svc"]
-    assert weights(split(service, SPEC, None, {"svc-old": 3, "svc-new": 1})) == {"svc.old": 3, "svc.new": 1}
-    nobody = split(replace(service, progressive=CANARY), SPEC, canary_rollout(phase="step", weight=10),
+    assert weights(split(service, None, {"svc-old": 3, "svc-new": 1})) == {"svc.old": 3, "svc.new": 1}
+    nobody = split(replace(service, progressive=ROUTED), canary_rollout(phase="step", weight=10),
                    {"svc-old": 0, "svc-new": 0})
     assert weights(nobody) == {"svc.old": 0, "svc.new": 0}
 

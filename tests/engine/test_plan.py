@@ -161,7 +161,7 @@ def test_a_crashed_instance_restarts_when_its_back_off_is_due():
 
 
 def test_a_crashed_instance_is_not_doubled_by_a_new_one():
-    result = run(desired(1), [inst("i0", state=State.EXITED, next_attempt=500.0)])
+    result = run(desired(1), [inst("i0", state=State.EXITED, next_attempt=130.0)])
     assert result.start == [] and result.restart == []
     assert any(c.reason == "InstancesCrashing" for c in result.conditions)
 
@@ -209,3 +209,16 @@ def test_start_up_storms_are_throttled_to_a_few_instances_per_core():
     assert len(result.start) == 8
     starting = [inst(f"s{n}", state=State.STARTING) for n in range(8)]
     assert run(desired(50), starting, capacity=Capacity(cpu=2, memory=64 * GiB)).start == []
+
+
+# ---- the wall clock jumps --------------------------------------------------------------------------
+
+def test_a_restart_scheduled_before_the_clock_jumped_back_is_not_postponed_by_the_jump():
+    crashed = inst("i0", state=State.EXITED, next_attempt=100.0 + 4.0)
+    assert run(desired(1), [crashed], rollout(status="complete"), now=100.0).restart == []   # back-off: wait
+    assert run(desired(1), [crashed], rollout(status="complete"), now=104.0 - 3600).restart == ["i0"]
+
+
+def test_an_instance_ready_since_a_time_the_clock_went_back_past_counts_as_available():
+    assert inst("i0", ready_since=5000.0).available(now=1400.0, min_ready=10.0)
+    assert not inst("i0", ready_since=95.0).available(now=100.0, min_ready=10.0)

@@ -59,7 +59,7 @@ def _desired(**replicas: int) -> DesiredState:
     for name, count in replicas.items():
         release = Release(f"{name}-1", name, "1.0.0", "hash", ("python3",), (), 0.1, 2**26, probe, probe, 30.0)
         services[name] = DesiredService(name, release, count, "rolling", Rolling(1, 0, 0.0, 600.0), 10.0, None)
-    return DesiredState("dev", "shop", A, services, {})
+    return DesiredState("dev", "shop", A, services)
 
 
 def test_overrides_replace_only_the_replicas_of_the_named_services():

@@ -29,9 +29,13 @@ class FakeReconciler:
         self.suspended = False
         self.events: list[tuple[str, str]] = []
         self.desired: DesiredState | None = None
+        self.reported: dict[str, list[Condition]] = {}
 
     def event(self, kind: str, obj: str, reason: str, message: str, data: Any = None) -> None:
         self.events.append((reason, message))
+
+    def report_conditions(self, reporter: str, conditions: list[Condition]) -> None:
+        self.reported[reporter] = conditions
 
 
 class FakeEnvironment:

@@ -35,7 +35,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
         if plane.reconciler.suspended:
             return _error(409, "Suspended", "the environment is suspended: `shipyard resume` first")
         try:
-            desired = await asyncio.to_thread(plane.apply, directory)
+            desired = await plane.apply_async(directory)
         except SpecError as exc:
             return _error(422, "ValidationFailed", str(exc), problems=[str(p) for p in exc.problems])
         except ShipyardError as exc:
@@ -44,10 +44,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
                              "services": {n: s.release.id for n, s in desired.services.items()}})
 
     async def down(request: Request) -> Response:
-        await plane.stop_following()
-        await plane.reconciler.stop_all()
-        await plane.reconciler.router.shutdown()
-        plane.reconciler.store.put("revision", None)
+        await plane.take_down()
         asyncio.get_running_loop().call_later(0.1, plane.shutdown.set)
         return JSONResponse({"stopped": True})
 
@@ -64,7 +61,8 @@ def build_app(plane: "ControlPlane") -> Starlette:
         return JSONResponse([_with_artifact(plane.store, vars(r)) for r in plane.store.rollout_history(service)])
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        healthy, reason = plane.health()  # 503 when the loop has not completed a pass lately or a task is down
+        return PlainTextResponse(reason, status_code=200 if healthy else 503)
 
     routes = [
         Route("/healthz", healthz),

@@ -308,9 +308,7 @@ def _down_offline(state: Path) -> None:
 
     async def stop() -> None:
         plane.reconciler.adopt()
-        await plane.reconciler.stop_all()
-        await plane.reconciler.close()
-        await router.shutdown()
+        await plane.take_down()
 
     asyncio.run(stop())
     info(f"stopped the instances left in {state} (no control plane was running)")

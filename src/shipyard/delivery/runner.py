@@ -18,11 +18,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from shipyard.proxy.window import WindowStats
 from shipyard.delivery import phases
-from shipyard.engine.model import Rollout, State
+from shipyard.engine.model import DesiredService, Rollout
 from shipyard.proxy.model import cluster_name
 from shipyard.delivery.checks import CompareCheck
 from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, Evaluation, evaluate, to_check
@@ -34,28 +34,64 @@ from shipyard.spec.models import ApprovalGate, CompareAnalysis
 from shipyard.parallel import mirror as parallel
 
 if TYPE_CHECKING:
-    from shipyard.engine.reconciler import Reconciler
+    from shipyard.proxy.traffic import TrafficHistory
 
 log = logging.getLogger("shipyard.rollouts")
 APPROVAL_POLL_S = 0.25
-WATCH_POLL_S = 0.1  # how soon after a scrape (about one a second) the analysis looks at it
 Key = tuple[str, float, str, int]
 
 
+class Traffic(Protocol):
+    """What the runner reads of the data plane: per-release traffic, and the service's preview URL."""
+
+    traffic: "TrafficHistory | None"
+
+    def endpoint(self, service: str) -> str | None: ...
+
+
+class RolloutHost(Protocol):
+    """The narrow interface the runner gets from whoever owns the rollouts (the reconciler)."""
+
+    @property
+    def rollouts(self) -> Mapping[str, Rollout]: ...
+
+    @property
+    def router(self) -> Traffic: ...
+
+    def desired_service(self, name: str) -> DesiredService | None:
+        """The service as it should run now, or None if it is not in the desired state."""
+
+    def ready_ports(self, release: str) -> list[int]:
+        """Ports of the ready instances of `release`."""
+
+    async def update_rollout(self, rollout: Rollout) -> None:
+        """Record a decision about a rollout and act on it at once."""
+
+    def event(self, kind: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None) -> None: ...
+
+    @property
+    def state_dir(self) -> Path:
+        """Hidden from command gates (the API socket and token live there)."""
+
+    @property
+    def parallel(self) -> Any:
+        """The comparators of parallel runs (`parallel/runs.py`): `summary(service)`."""
+
+
 class RolloutRunner:
-    def __init__(self, reconciler: "Reconciler") -> None:
-        self.reconciler = reconciler
+    def __init__(self, host: RolloutHost) -> None:
+        self.host = host
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self.workdir: Path | None = None  # the applied revision's directory: command gates run there
 
     def sandbox(self) -> GateSandbox:
         """Command gates run in the instances' sandbox, the state dir (API socket, token) masked."""
-        return GateSandbox(capabilities().bwrap, (self.reconciler.state_dir,))
+        return GateSandbox(capabilities().bwrap, (self.host.state_dir,))
 
     def tick(self, now: float) -> None:
         """Start the gate runs and analyses that are due; at most one task per rollout position."""
         self._tasks = {key: task for key, task in self._tasks.items() if not task.done()}
-        for service, rollout in list(self.reconciler.rollouts.items()):
+        for service, rollout in list(self.host.rollouts.items()):
             if not rollout.progressive or rollout.status != "progressing":
                 continue
             key = (service, rollout.started_at, rollout.phase, rollout.step)
@@ -77,25 +113,21 @@ class RolloutRunner:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken check must be visible, and the loop must go on
             log.exception("rollout task %s failed", key)
-            self.reconciler.event("Warning", key[0], "RolloutTaskFailed", f"{key[2]}: {exc}")
+            self.host.event("Warning", key[0], "RolloutTaskFailed", f"{key[2]}: {exc}")
 
     def _current(self, key: Key) -> Rollout | None:
-        rollout = self.reconciler.rollouts.get(key[0])
+        rollout = self.host.rollouts.get(key[0])
         if rollout is None or (rollout.service, rollout.started_at, rollout.phase, rollout.step) != key \
                 or rollout.status != "progressing":
             return None
         return rollout
 
     async def _gates(self, key: Key) -> None:
-        rollout, desired = self._current(key), self.reconciler.desired
-        if rollout is None or desired is None or key[0] not in desired.services:
+        rollout, service = self._current(key), self.host.desired_service(key[0])
+        if rollout is None or service is None or service.progressive is None:
             return
-        service, spec = desired.services[key[0]], desired.specs[key[0]]
-        strategy = spec.strategy
-        if rollout.phase == phases.PRE_ROLLOUT:
-            gates = strategy.canary.pre_rollout
-        else:
-            gates = strategy.canary.pre_promotion if service.strategy == "canary" else strategy.blue_green.pre_promotion
+        config = service.progressive
+        gates = config.pre_rollout_gates if rollout.phase == phases.PRE_ROLLOUT else config.pre_promotion_gates
         target = self._target_url(rollout)
         sandbox = await asyncio.to_thread(self.sandbox)  # the first call probes bubblewrap
         results = await run_gates(gates, target, service=rollout.service, release=rollout.target,
@@ -111,7 +143,7 @@ class RolloutRunner:
             return
         decided = phases.after_gates(current, service.progressive, service.strategy, passed, detail,
                                      [r.to_dict() for r in results], time.time())
-        await self.reconciler.update_rollout(decided)
+        await self.host.update_rollout(decided)
 
     async def _approval(self, key: Key, detail: str) -> bool:
         """Wait for `rollout approve`; False if the rollout moved on meanwhile."""
@@ -124,7 +156,7 @@ class RolloutRunner:
                                              {"kind": "gates", "at": time.time(), "phase": current.phase,
                                               "verdict": "waiting", "action": "hold",
                                               "reason": f"{detail}; waiting for approval"})
-            await self.reconciler.update_rollout(waiting)
+            await self.host.update_rollout(waiting)
         while True:
             current = self._current(key)
             if current is None:
@@ -138,7 +170,7 @@ class RolloutRunner:
         seen: float | None = None
         ruled_out = False  # the compare entries already ruled out a regression at a judgement of this step
         while self._current(key) is not None:
-            history = self.reconciler.router.traffic
+            history = self.host.router.traffic
             # Without scrapes (no data plane) the step is still looked at once a second.
             latest = history.latest.at if history is not None and history.latest is not None \
                 else float(math.floor(time.time()))
@@ -157,17 +189,16 @@ class RolloutRunner:
         regression at a judgement made now or earlier in this step (so a step holding for its
         thresholds is judged again only every `interval`).
         """
-        rollout, desired = self._current(key), self.reconciler.desired
-        if rollout is None or desired is None or key[0] not in desired.services:
+        rollout, service = self._current(key), self.host.desired_service(key[0])
+        if rollout is None or service is None or service.progressive is None:
             return True, ruled_out
-        service, spec = desired.services[key[0]], desired.specs[key[0]]
-        canary_spec = spec.strategy.canary
+        canary_spec = service.progressive
         compared = self._compare(canary_spec.analysis, rollout)
         now = time.time()
         if any(decision.verdict == "fail" for decision in compared) and service.progressive is not None:
             evidence = {"summary": "; ".join(d.reason for d in compared if d.verdict == "fail"),
                         "checks": [asdict(d) for d in compared]}
-            await self.reconciler.update_rollout(phases.after_regression(rollout, evidence, now))
+            await self.host.update_rollout(phases.after_regression(rollout, evidence, now))
             return True, ruled_out
         passing = bool(compared) and all(decision.verdict == "pass" for decision in compared)
         since = rollout.check_started_at or rollout.started_at
@@ -196,14 +227,14 @@ class RolloutRunner:
                                "primary": _figures(primary) if primary else None}}
         decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time(),
                                          deadline=service.rolling.progress_deadline)
-        await self.reconciler.update_rollout(decided)
+        await self.host.update_rollout(decided)
         return (decided.phase, decided.step) != (current.phase, current.step) or decided.status != "progressing", passing
 
     def _compare(self, entries: Sequence[Any], rollout: Rollout) -> list[Decision]:
         """The anytime-valid decisions of the `compare` entries over the whole canary so far."""
         checks = [to_check(e, service=rollout.service, release=rollout.target)
                   for e in entries if isinstance(e, CompareAnalysis)]
-        history = self.reconciler.router.traffic
+        history = self.host.router.traffic
         if not checks:
             return []
         if history is None or rollout.previous is None:
@@ -216,26 +247,25 @@ class RolloutRunner:
     def _with_parallel_run(self, rollout: Rollout, canary_spec: Any, evaluation: Evaluation) -> Evaluation:
         """The parallel run's check joins the analysis; on copies alone (the mirror phase without a
         mirror to the canary) it is the whole analysis, as the canary serves no traffic to judge."""
-        summary = self.reconciler.parallel.summary(rollout.service)
-        if canary_spec.parallel_run is None or summary is None or not summary.get("active"):
+        summary = self.host.parallel.summary(rollout.service)
+        if canary_spec.parallel_settings is None or summary is None or not summary.get("active"):
             return evaluation
-        check = parallel.decision(summary, parallel.settings(canary_spec.parallel_run), canary_spec.min_requests)
+        check = parallel.decision(summary, parallel.settings(canary_spec.parallel_settings), canary_spec.min_requests)
         alone = rollout.phase == phases.MIRROR and canary_spec.mirror == 0
         return parallel.joined((check,) if alone else (*evaluation.decisions, check))
 
     def _window(self, release: str, since: float) -> WindowStats:
-        history = self.reconciler.router.traffic
+        history = self.host.router.traffic
         window = history.window(cluster_name(release), since) if history is not None else None
         return window or WindowStats(0, 0, 0.0)
 
     def _target_url(self, rollout: Rollout) -> str:
         """The preview endpoint of the new release; without a data plane, one of its instances."""
-        preview = self.reconciler.router.endpoint(f"{rollout.service}.preview")
+        preview = self.host.router.endpoint(f"{rollout.service}.preview")
         if preview:
             return preview
-        ready = [i for i in self.reconciler.instances.values()
-                 if i.release == rollout.target and i.state is State.READY]
-        return f"http://127.0.0.1:{ready[0].port}" if ready else ""
+        ready = self.host.ready_ports(rollout.target)
+        return f"http://127.0.0.1:{ready[0]}" if ready else ""
 
 
 def _figures(window: WindowStats) -> dict[str, Any]:

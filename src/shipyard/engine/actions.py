@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipyard.engine.backoff import MAX_DELAY
 from shipyard.engine.capacity import Budget
 from shipyard.engine.model import DOWN_STATES, DesiredService, Instance, Plan, State
 
@@ -41,4 +42,9 @@ def stop_order(instance: Instance) -> tuple[int, float]:
 
 
 def due(instance: Instance, now: float) -> bool:
-    return instance.state in DOWN_STATES and (instance.next_attempt_at or 0.0) <= now
+    """A down instance's restart is due at `next_attempt_at` — or now, if that lies further ahead than
+    any back-off can (the wall clock jumped back: waiting for it would keep the instance down for as long)."""
+    if instance.state not in DOWN_STATES:
+        return False
+    at = instance.next_attempt_at or 0.0
+    return at <= now or at - now > MAX_DELAY

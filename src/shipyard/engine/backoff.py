@@ -18,3 +18,11 @@ def restart_delay(crashes: int) -> float:
     if crashes <= 1:
         return 0.0
     return min(MAX_DELAY, 2.0 ** (crashes - 2))
+
+
+PASS_MAX_DELAY = 10.0  # a failing reconcile pass is retried at least this often
+
+
+def pass_retry_delay(failures: int) -> float:
+    """Seconds before the next reconcile pass after `failures` failed passes in a row: 0.5 s doubling to 10 s."""
+    return min(PASS_MAX_DELAY, 0.5 * 2.0 ** (max(failures, 1) - 1))

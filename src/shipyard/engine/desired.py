@@ -18,7 +18,6 @@ from shipyard.secrets.errors import SecretsError
 from shipyard.secrets.release import SecretResolver
 from shipyard.engine.snapshot import ensure_snapshot, tree_hash
 from shipyard.proxy.ports import free_port
-from shipyard.spec.models import Service
 from shipyard.spec.render import DesiredEnvironment
 from shipyard.state.store import Store
 
@@ -31,8 +30,7 @@ class DesiredState:
     environment: str
     project: str
     revision: str
-    services: dict[str, DesiredService]
-    specs: dict[str, Service]
+    services: dict[str, DesiredService]   # the engine's own model: no raw spec models beyond this point
     flags: "FlagSet | None" = None  # served over OFREP; not part of any release, so changing them restarts nothing
     ofrep_url: str | None = None     # given to every instance as $SHIPYARD_OFREP_URL
 
@@ -101,5 +99,4 @@ def build_desired(rendered: DesiredEnvironment, store: Store, state_dir: Path, r
         services[name] = desired_service(service, release, endpoints.get(name))
     if artifacts is not None or (state_dir / "artifacts").is_dir():
         collect_garbage(store, state_dir, [s.release for s in services.values()])
-    return DesiredState(rendered.environment, rendered.project, revision, services, dict(rendered.services),
-                        rendered.flags)
+    return DesiredState(rendered.environment, rendered.project, revision, services, rendered.flags)

@@ -120,6 +120,28 @@ class Progressive:
     pre_promotion: bool = False         # gates to pass before promotion / the switch
     auto_promote: bool = True           # blue-green: switch without `rollout promote`
     scale_down_delay: float = 30.0      # blue-green: how long blue outlives the switch
+    # What the runner and the router need beyond the phases (entries of the spec, kept as values):
+    matches: tuple[Any, ...] = ()       # canary: proxy route matches sent to the canary
+    analysis: tuple[Any, ...] = ()      # canary: the analysis checks (spec.models.Analysis)
+    min_requests: int = 0               # canary: fewer requests in a window and the analysis holds
+    pre_rollout_gates: tuple[Any, ...] = ()     # spec.models.Gate entries
+    pre_promotion_gates: tuple[Any, ...] = ()
+    parallel_settings: Any = None        # canary: the spec's parallelRun entry (parallel/mirror.py reads it)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How the service's stable endpoint treats requests (see proxy.model.Route)."""
+
+    timeout: float = 0.0
+    idle_timeout: float = 300.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class Ingress:
+    host: str | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,9 @@ class DesiredService:
     grace_period: float
     endpoint_port: int | None
     progressive: Progressive | None = None   # for canary and blue-green
+    routing: Routing = Routing()
+    ingress: Ingress | None = None
+    artifact_path: str = ""                  # in the project, where the artifact's files are
 
 
 @dataclass(frozen=True)
@@ -167,7 +192,10 @@ class Instance:
 
     def available(self, now: float, min_ready: float) -> bool:
         """Ready for at least `min_ready` seconds: counts towards a rollout's availability."""
-        return self.state is State.READY and self.ready_since is not None and now - self.ready_since >= min_ready
+        if self.state is not State.READY or self.ready_since is None:
+            return False
+        # Ready "in the future" means the wall clock jumped back: it has been ready all along.
+        return now - self.ready_since >= min_ready or self.ready_since > now
 
 
 @dataclass(frozen=True)

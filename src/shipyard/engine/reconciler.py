@@ -8,6 +8,7 @@ and the router.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -17,12 +18,13 @@ from typing import Any
 
 from shipyard.data.postgres import PostgresServer
 from shipyard.engine import health
-from shipyard.engine.backoff import crash_count, restart_delay
+from shipyard.engine.backoff import crash_count, pass_retry_delay, restart_delay
 from shipyard.engine.capacity import after_others, new_shortfalls
 from shipyard.engine.desired import DesiredState, free_port_except
 from shipyard.delivery import phases as progressive
 from shipyard.engine import release_phase
-from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
+from shipyard.engine.model import (DOWN_STATES, Capacity, Condition, DesiredService, Instance, Plan, Release,
+                                   Rollout, State)
 from shipyard.engine.pins import Pin, apply_pins, pin_conditions, undo_target
 from shipyard.delivery.phases import decision_reason
 from shipyard.delivery.runner import RolloutRunner
@@ -32,6 +34,7 @@ from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
 from shipyard.engine.router import Router
 from shipyard.engine.routing import data_plane
 from shipyard.parallel.runs import ParallelRuns
+from shipyard.engine.supervisor import one_line
 from shipyard.errors import ShipyardError, StateError
 from shipyard.proxy.model import Endpoint, cluster_name
 from shipyard.runtime.base import Handle, RuntimeDriver
@@ -59,6 +62,15 @@ class Reconciler:
         self.source_conditions: list[Condition] = []  # set by whoever feeds desired state (e.g. ValidationFailed)
         self.suspended: bool = bool(store.get("suspended", False))
         self.passes = 0
+        self.last_pass_at = time.monotonic()   # when a pass last completed (or the reconciler was made)
+        self.failure: str | None = None        # the error of the last pass, while passes fail
+        self._failed_passes = 0
+        self._publish_error: str | None = None  # the data plane refused the newest picture
+        # Records changed in memory that the store could not take (locked, full): written by the next pass.
+        self._unsaved: set[str] = set()
+        self._unsaved_rollouts: dict[str, Rollout] = {}
+        self._store_error: Exception | None = None  # the store's last refusal; no writes are tried until the next pass
+        self.reported: dict[str, list[Condition]] = {}  # by reporter: the supervisor's tasks, the source's fetches
         self._wake = asyncio.Event()
         self._tallies: dict[str, health.ProbeTally] = {}
         self._monitors: dict[str, asyncio.Task[None]] = {}
@@ -68,6 +80,8 @@ class Reconciler:
         self._routed: object = None
         self._releases: dict[str, asyncio.Task[None]] = {}  # sweeps of dead processes, awaited before a restart
         self._sync_lock = asyncio.Lock()
+        self._pass_lock = asyncio.Lock()   # one pass at a time; `stop_all` waits for the one under way
+        self._halted = False               # after `stop_all`: no pass starts anything any more
         self._lingering: set[str] = set()  # stopping instances still in their cluster, without weight
         self._closing = False
         self.previews: dict[str, int] = dict(store.get("previews") or {})  # service → preview port
@@ -145,23 +159,84 @@ class Reconciler:
         self._wake.set()
 
     async def run(self) -> None:
-        """Reconcile until cancelled."""
+        """Reconcile until cancelled. No exception ends the loop: a failed pass is logged with its
+        traceback, becomes an event and a `ReconcileFailed` condition, and is retried with back-off."""
         while True:
             try:
                 await self.reconcile_once()
-            except ShipyardError as exc:
-                log.warning("reconcile failed: %s", exc)
-                self.event("Warning", "environment", "ReconcileFailed", str(exc))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._next_timer())
-            except TimeoutError:
-                pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any bug or fault in one pass
+                self._pass_failed(exc)
+            else:
+                self._pass_succeeded()
+            if self._failed_passes:
+                # Back-off that nothing shortens: wake-ups (probes, exits) would otherwise spin a failing pass.
+                await asyncio.sleep(pass_retry_delay(self._failed_passes))
+            else:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives
+                # as the wake-up does, and the loop would outlive `down`.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._next_timer()):
+                        await self._wake.wait()
             self._wake.clear()
 
+    def _pass_failed(self, exc: Exception) -> None:
+        self._failed_passes += 1
+        message = one_line(exc)
+        log.error("reconcile pass failed (%d in a row)", self._failed_passes, exc_info=exc)
+        if message != self.failure:
+            self.event("Warning", "environment", "ReconcileFailed", message)
+        self.failure = message
+
+    def _pass_succeeded(self) -> None:
+        if self.failure is not None:
+            self.event("Normal", "environment", "ReconcileRecovered",
+                       f"a pass completed again after {self._failed_passes} failed: {self.failure}")
+        self.failure, self._failed_passes = None, 0
+
+    def loop_conditions(self) -> list[Condition]:
+        """What is wrong with the loop itself: failing passes, a data plane refusing what it is told."""
+        conditions = []
+        if self.failure is not None:
+            conditions.append(Condition("Reconciled", "False", "ReconcileFailed",
+                                        f"{self.failure} ({self._failed_passes} passes failed in a row; "
+                                        f"retrying in {pass_retry_delay(self._failed_passes):g}s)"))
+        if self._publish_error is not None and not self.router.describe().get("problem"):
+            conditions.append(Condition("DataPlaneInSync", "False", "PublishFailed", self._publish_error))
+        return conditions
+
+    def desired_service(self, name: str) -> DesiredService | None:
+        """The rollout runner's view of a service (see delivery.runner.RolloutHost)."""
+        return self.desired.services.get(name) if self.desired is not None else None
+
+    def ready_ports(self, release: str) -> list[int]:
+        return sorted(i.port for i in self.instances.values() if i.release == release and i.state is State.READY)
+
+    def report_conditions(self, reporter: str, conditions: list[Condition]) -> None:
+        """Conditions someone beside the loop knows (supervised tasks, git fetches), shown by `status`."""
+        self.reported[reporter] = list(conditions)
+
+    def timer(self) -> float:
+        """The loop's longest sleep between passes (`/healthz` allows three of them)."""
+        return RESYNC
+
     async def reconcile_once(self) -> Plan:
+        async with self._pass_lock:
+            if self._halted:
+                return Plan()
+            return await self._reconcile_locked()
+
+    async def _reconcile_locked(self) -> Plan:
         # The data plane's own health is the watchdog's job (daemon.py): a dead Envoy must never
         # stop instances from being healed.
+        try:
+            self._flush_unsaved()
+            self._store_error = None
+        except Exception as exc:  # noqa: BLE001 - the pass goes on from memory, then fails with this error
+            self._store_error = exc
         if self.desired is None:
+            self.last_pass_at = time.monotonic()
             return Plan()
         # Only a progressive rollout that is under way or rolled back may still start its previous release.
         previous = {r.previous for r in self.rollouts.values()
@@ -179,6 +254,9 @@ class Reconciler:
         await self.parallel.tick()
         await self._sync_routes()
         self.runner.tick(time.time())
+        if self._store_error is not None:
+            raise self._store_error   # the pass acted, but its records could not be written: say so
+        self.last_pass_at = time.monotonic()
         return result
 
     def _plan(self, world: World) -> Plan:
@@ -217,14 +295,18 @@ class Reconciler:
         """`shipyard down`: drain and stop every instance, then forget them."""
         # Desired becomes "no services" rather than nothing: routes are still published (each
         # instance leaves routing before it is signalled) and grace periods are still known.
-        if self.desired is not None:
-            self.desired = dataclasses.replace(self.desired, services={}, specs={})
-        ids = [i.id for i in self.instances.values() if i.state is not State.STOPPING]
-        for instance_id in ids:
-            if self.instances[instance_id].state in DOWN_STATES:
-                self._forget(instance_id)
-            else:
-                self._begin_stop(instance_id, "environment shut down")
+        # No pass may start anything from now on, and one under way finishes first: an instance it is
+        # starting gets its process recorded, and is then stopped below like every other.
+        self._halted = True
+        async with self._pass_lock:
+            if self.desired is not None:
+                self.desired = dataclasses.replace(self.desired, services={})
+            ids = [i.id for i in self.instances.values() if i.state is not State.STOPPING]
+            for instance_id in ids:
+                if self.instances[instance_id].state in DOWN_STATES:
+                    self._forget(instance_id)
+                else:
+                    self._begin_stop(instance_id, "environment shut down")
         await asyncio.gather(*self._stops.values(), return_exceptions=True)
         for task in self._phases.values():
             task.cancel()
@@ -246,7 +328,8 @@ class Reconciler:
     def _save_rollout(self, rollout: Rollout) -> None:
         previous = self.rollouts.get(rollout.service)
         self.rollouts[rollout.service] = rollout
-        self.store.save_rollout(rollout)
+        self._unsaved_rollouts[rollout.service] = rollout
+        self._store_quietly()
         same = previous is not None and previous.started_at == rollout.started_at
         if same and previous is not None:
             seen = previous.decisions[-1]["at"] if previous.decisions else 0.0
@@ -270,8 +353,7 @@ class Reconciler:
         if current is None or current.started_at != rollout.started_at:
             return
         self._save_rollout(rollout)
-        self.wake()
-        await self._sync_routes()
+        await self._sync_routes_or_wake()
 
     def command(self, service: str, verb: str, full: bool = False) -> Rollout:
         """`rollout promote | approve | abort | retry` on the current rollout of `service`."""
@@ -395,11 +477,25 @@ class Reconciler:
                                    restarts=instance.restarts + (1 if restart else 0), next_attempt_at=None,
                                    message="starting")
         self._save(instance)
+        starting = asyncio.ensure_future(asyncio.to_thread(start_process, self.driver, spec))
         try:
-            handle = await asyncio.to_thread(start_process, self.driver, spec)
+            # Shielded: a process once spawned must be recorded, even if the pass is cancelled meanwhile
+            # (shutdown); else it would run on with no record, and its restart would make a second one.
+            handle = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                spawned = await starting
+                self._save(instance.evolve(pid=spawned.pid, handle={
+                    **spawned.to_dict(), "limits": {"cpu": release.cpu, "memory": release.memory}}))
+            raise
         except (ShipyardError, OSError) as exc:
             self._record_down(instance, State.FAILED, None, False, f"cannot start: {exc}")
             return
+        except Exception as exc:
+            # A bug or fault in the driver: the record must not stay `starting` with no process (nothing
+            # would ever restart it); it is down like any failed start, and the pass reports the error.
+            self._record_down(instance, State.FAILED, None, False, f"cannot start: {one_line(exc)}")
+            raise
         handle_data = {**handle.to_dict(), "limits": {"cpu": release.cpu, "memory": release.memory}}
         instance = instance.evolve(pid=handle.pid, handle=handle_data)
         self._save(instance)
@@ -426,10 +522,15 @@ class Reconciler:
         deadline = time.monotonic() + grace
         try:
             self._cancel_monitor(instance_id)
-            await self._sync_routes()   # first its weight goes …
-            self._lingering.discard(instance_id)
-            await self._sync_routes()   # … then its endpoint
-            await self.router.drain(cluster_name(instance.release), Endpoint("127.0.0.1", instance.port), grace)
+            try:
+                await self._sync_routes()   # first its weight goes …
+                self._lingering.discard(instance_id)
+                await self._sync_routes()   # … then its endpoint
+                await self.router.drain(cluster_name(instance.release), Endpoint("127.0.0.1", instance.port), grace)
+            except Exception as exc:  # noqa: BLE001 - whatever fails in routing, the process must still stop
+                log.exception("%s: leaving routing failed", instance_id)
+                self._lingering.discard(instance_id)
+                self.event("Warning", instance_id, "DrainFailed", f"{one_line(exc)}; stopping it anyway")
             if instance.handle is not None:
                 self._exits.unwatch(instance_id)
                 handle = Handle.from_dict(instance.handle)
@@ -454,7 +555,8 @@ class Reconciler:
         self._exits.unwatch(instance_id)
         self._tallies.pop(instance_id, None)
         self.instances.pop(instance_id, None)
-        self.store.delete_instance(instance_id)
+        self._unsaved.add(instance_id)
+        self._store_quietly()
 
     # ---- observing processes -----------------------------------------------------------------------
     def _exited(self, instance_id: str) -> None:
@@ -538,8 +640,7 @@ class Reconciler:
         else:
             self._save(instance.evolve(state=State.UNREADY, ready_since=None, message=detail))
             self.event("Warning", instance_id, "Unready", detail)
-        await self._sync_routes()
-        self.wake()
+        await self._sync_routes_or_wake()
 
     async def _replace(self, instance: Instance, why: str) -> None:
         """Kill an instance that failed its probes; its exit is then recorded as a failure and restarted."""
@@ -549,6 +650,15 @@ class Reconciler:
             await asyncio.to_thread(self.driver.kill_all, Handle.from_dict(instance.handle))
 
     # ---- helpers -----------------------------------------------------------------------------------
+    async def _sync_routes_or_wake(self) -> None:
+        """Publish now outside a pass (a probe verdict, a rollout decision); if that fails, the pass
+        woken here tries again and reports why."""
+        try:
+            await self._sync_routes()
+        except Exception:  # noqa: BLE001 - reported by the pass, which meets the same error
+            log.debug("publishing outside a pass failed; the next pass retries", exc_info=True)
+        self.wake()
+
     async def _sync_routes(self) -> None:
         # Serialised, and the state is read once the lock is held: an older picture of the
         # instances must never be published after a newer one.
@@ -572,13 +682,40 @@ class Reconciler:
                            frozenset(self._lingering), dict(self.rollouts), dict(self.previews))))
         except ShipyardError as exc:
             # Envoy keeps serving what it accepted last; the next pass tries again.
-            self.event("Warning", "data-plane", "PublishFailed", str(exc))
+            if str(exc) != self._publish_error:
+                self.event("Warning", "data-plane", "PublishFailed", str(exc))
+            self._publish_error = str(exc)
             return
+        self._publish_error = None
         self._routed = fingerprint
 
     def _save(self, instance: Instance) -> None:
         self.instances[instance.id] = instance
-        self.store.save_instance(instance)
+        self._unsaved.add(instance.id)
+        self._store_quietly()
+
+    def _store_quietly(self) -> None:
+        """Write what changed; if the store refuses (locked, full disk), memory stays the truth and the
+        next pass writes it or fails with the store's error (a `ReconcileFailed` condition)."""
+        if self._store_error is not None:
+            return   # the store refused the last write: each try could block for its busy timeout
+        try:
+            self._flush_unsaved()
+        except Exception as exc:  # noqa: BLE001 - reported by the next pass, which tries again
+            self._store_error = exc
+            log.warning("the state database refused a write; the next pass retries", exc_info=True)
+
+    def _flush_unsaved(self) -> None:
+        for instance_id in sorted(self._unsaved):
+            instance = self.instances.get(instance_id)
+            if instance is None:
+                self.store.delete_instance(instance_id)
+            else:
+                self.store.save_instance(instance)
+            self._unsaved.discard(instance_id)
+        for service, rollout in list(self._unsaved_rollouts.items()):
+            self.store.save_rollout(rollout)
+            del self._unsaved_rollouts[service]
 
     def _ports(self) -> set[int]:
         taken = {i.port for i in self.instances.values()}
@@ -606,6 +743,11 @@ class Reconciler:
         return max(0.01, min([RESYNC, *pending]))
 
     def event(self, kind: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None) -> None:
-        self.store.add_event(kind, obj, reason, message, data)
         log.info("%s %s: %s", obj, reason, message)
+        if self._store_error is not None:
+            return   # logged only: the store refuses writes (the pass reports why)
+        try:
+            self.store.add_event(kind, obj, reason, message, data)
+        except Exception:  # noqa: BLE001 - a locked or full store must not turn reporting into a second failure
+            log.exception("cannot record event %s %s: %s", obj, reason, message)
 

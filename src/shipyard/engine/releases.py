@@ -7,8 +7,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.engine.model import DesiredService, Probe, Progressive, Release, Rolling
 from shipyard.data.databases import grants
+from shipyard.delivery.matching import route_matches
+from shipyard.engine.model import DesiredService, Ingress, Probe, Progressive, Release, Rolling, Routing
+from shipyard.errors import ShipyardError
 from shipyard.secrets.release import ResolvedSecrets
 from shipyard.spec.models import Probe as ProbeSpec
 from shipyard.spec.models import SecretRef, Service
@@ -84,6 +86,9 @@ def desired_service(service: Service, release: Release, endpoint_port: int | Non
         rolling=Rolling(rolling.max_surge, rolling.max_unavailable, rolling.min_ready, rolling.progress_deadline),
         grace_period=service.stop.grace_period, endpoint_port=endpoint_port,
         progressive=_progressive(service),
+        routing=Routing(service.routing.timeout, service.routing.idle_timeout, service.routing.retries),
+        ingress=Ingress(service.ingress.host, service.ingress.path) if service.ingress is not None else None,
+        artifact_path=service.artifact.path or "",
     )
 
 
@@ -91,14 +96,22 @@ def _progressive(service: Service) -> Progressive | None:
     strategy = service.strategy
     if strategy.type == "canary":
         canary = strategy.canary
+        try:
+            matches = route_matches(canary.match)
+        except ValueError as exc:
+            raise ShipyardError(f"service {service.name}: strategy.canary.match: {exc}") from exc
         return Progressive(steps=tuple(canary.steps), interval=canary.interval,
                            failure_threshold=canary.failure_threshold, mirror=canary.mirror,
                            pre_rollout=bool(canary.pre_rollout), pre_promotion=bool(canary.pre_promotion),
-                           parallel_run=canary.parallel_run.percent if canary.parallel_run else 0.0)
+                           parallel_run=canary.parallel_run.percent if canary.parallel_run else 0.0,
+                           matches=matches, analysis=tuple(canary.analysis), min_requests=canary.min_requests,
+                           pre_rollout_gates=tuple(canary.pre_rollout),
+                           pre_promotion_gates=tuple(canary.pre_promotion), parallel_settings=canary.parallel_run)
     if strategy.type == "blue-green":
         blue_green = strategy.blue_green
         return Progressive(pre_promotion=bool(blue_green.pre_promotion), auto_promote=blue_green.auto_promote,
-                           scale_down_delay=blue_green.scale_down_delay)
+                           scale_down_delay=blue_green.scale_down_delay,
+                           pre_promotion_gates=tuple(blue_green.pre_promotion))
     return None
 
 

@@ -7,8 +7,6 @@ from typing import Any, Iterable, Mapping
 from shipyard.engine.desired import DesiredState
 from shipyard.delivery import phases
 from shipyard.engine.model import DesiredService, Instance, Rollout, State
-from shipyard.delivery.matching import route_matches
-from shipyard.spec.models import Service
 from shipyard.proxy.model import Cluster, DataPlane, Endpoint, IngressRule, Route, cluster_name
 
 
@@ -31,31 +29,32 @@ def data_plane(desired: DesiredState, instances: Iterable[Instance], ingress_por
                 for release, group in sorted(by_release.items())]
     routes: list[Route] = []
     for name in sorted(desired.services):
-        service, spec = desired.services[name], desired.specs[name]
+        service = desired.services[name]
         if service.endpoint_port is None:
             continue
         ready = {release: len(_ready_endpoints(group)) for release, group in sorted(by_release.items())
                  if group[0].service == name}
-        timeouts = {"timeout_s": spec.routing.timeout, "idle_timeout_s": spec.routing.idle_timeout,
-                    "retries": spec.routing.retries}
+        timeouts = {"timeout_s": service.routing.timeout, "idle_timeout_s": service.routing.idle_timeout,
+                    "retries": service.routing.retries}
         routes.append(Route(service=name, port=service.endpoint_port,
-                            **split(service, spec, rollouts.get(name), ready), **timeouts))
+                            **split(service, rollouts.get(name), ready), **timeouts))
         rollout = rollouts.get(name)
         if name in previews and rollout is not None and rollout.progressive and rollout.target in by_release:
             routes.append(Route(service=f"{name}.preview", port=previews[name],
                                 weights=((cluster_name(rollout.target), 1),), **timeouts))
-    ingress = tuple(IngressRule(name, spec.ingress.host, spec.ingress.path)
-                    for name, spec in sorted(desired.specs.items()) if spec.ingress is not None)
+    ingress = tuple(IngressRule(name, service.ingress.host, service.ingress.path)
+                    for name, service in sorted(desired.services.items()) if service.ingress is not None)
     return DataPlane(routes=tuple(routes), clusters=tuple(clusters), ingress_port=ingress_port, ingress=ingress)
 
 
-def split(service: DesiredService, spec: Service, rollout: Rollout | None, ready: Mapping[str, int]) -> dict[str, Any]:
+def split(service: DesiredService, rollout: Rollout | None, ready: Mapping[str, int]) -> dict[str, Any]:
     """Weights (and A/B matches and mirroring) of one service's route.
 
     Outside a progressive rollout, or when neither of its releases has a ready instance, each
     release weighs its ready instances. A canary gets `rollout.weight` percent while it has a ready
     instance; blue-green sends everything to one side; a rolled-back rollout sends everything to
-    the previous release at once.
+    the previous release at once. Only releases in `ready` (those with instances, hence a cluster)
+    are ever named, whatever the rollout record says.
     """
     by_count = {"weights": tuple((cluster_name(r), n) for r, n in ready.items())}
     if rollout is None or not rollout.progressive or rollout.target != service.release.id:
@@ -70,10 +69,15 @@ def split(service: DesiredService, spec: Service, rollout: Rollout | None, ready
         switched = rollout.phase == phases.SWITCHED or not old_ready
         return {"weights": ((cluster_name(new if switched else old), 1),)}
     weight = rollout.weight if old_ready else 100
-    result: dict[str, Any] = {"weights": ((cluster_name(old), 100 - weight), (cluster_name(new), weight))}
-    canary = spec.strategy.canary
-    if canary.match and rollout.phase not in (phases.STARTING, phases.PRE_ROLLOUT):
-        result.update(match_cluster=cluster_name(new), matches=route_matches(canary.match))
+    # The previous release is named only while the picture still has its cluster: once a promoted
+    # canary's primary is gone, a zero weight on it would name a cluster that no longer exists.
+    shares = ((old, 100 - weight), (new, weight))
+    result: dict[str, Any] = {"weights": tuple((cluster_name(r), w) for r, w in shares if r in ready)}
+    canary = service.progressive
+    if canary is None:
+        return result
+    if canary.matches and rollout.phase not in (phases.STARTING, phases.PRE_ROLLOUT):
+        result.update(match_cluster=cluster_name(new), matches=canary.matches)
     if rollout.phase == phases.MIRROR and canary.mirror > 0:
         result.update(mirror_cluster=cluster_name(new), mirror_percent=canary.mirror)
     return result

@@ -144,7 +144,10 @@ def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
 def _conditions(reconciler: "Reconciler") -> list[Condition]:
     # A Ready condition from the source (e.g. ValidationFailed) is the environment's Ready: there is one.
     source_ready = next((c for c in reconciler.source_conditions if c.type == "Ready"), None)
-    conditions = [*(c for c in reconciler.source_conditions if c is not source_ready), *reconciler.conditions]
+    # The loop's own trouble first: while passes fail, every other condition may be stale.
+    reported = [c for conditions in reconciler.reported.values() for c in conditions]
+    conditions = [*reconciler.loop_conditions(), *reported,
+                  *(c for c in reconciler.source_conditions if c is not source_ready), *reconciler.conditions]
     problem = reconciler.router.describe().get("problem")
     if problem:
         # Envoy refused the newest configuration and keeps serving the one it accepted last.

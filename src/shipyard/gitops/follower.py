@@ -9,6 +9,7 @@ edited snapshots) unless the environment is suspended. Fetches that fail back of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -128,11 +129,10 @@ class Follower:
                     self._event("Warning", "source", "SyncFailed", _one_line(exc))
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, seconds_until(self._last_fetch,
-                                                                                           self.delay(), now)))
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation (`down`).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.01, seconds_until(self._last_fetch, self.delay(), now))):
+                    await self._wake.wait()
 
     def request(self, trigger: str) -> None:
         """Fetch as soon as possible, without waiting for it (webhooks, resume)."""
@@ -222,8 +222,12 @@ class Follower:
             self.last_error = str(exc)
             self._event("Warning", "source", "FetchFailed", f"{exc}; next attempt in {self.delay():g}s",
                         {"trigger": trigger})
+            self.env.reconciler.report_conditions("source", [Condition(
+                "SourceReachable", "False", "FetchFailed", f"cannot fetch {self.settings.label} "
+                f"({self.settings.ref}): {_one_line(exc)}; running the last applied commit")])
             return None
         self.fetched_at, self._failures, self.last_error = time.time(), 0, None
+        self.env.reconciler.report_conditions("source", [])
         if self.head is None or self.head.sha != commit.sha:
             self._event("Normal", "source", "Fetched", f"{self.settings.ref} is at {commit.short} "
                         f"({commit.message}, {commit.author})", {"trigger": trigger, "commit": commit.sha})

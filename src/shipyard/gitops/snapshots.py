@@ -62,9 +62,9 @@ def restore_artifacts(state_dir: Path, desired: DesiredState, root: Path, servic
     """
     for name in services:
         release = desired.services[name].release
-        if release.digest or desired.specs[name].artifact.path is None:
+        if release.digest or not desired.services[name].artifact_path:
             continue
-        source = root / desired.specs[name].artifact.path
+        source = root / desired.services[name].artifact_path
         target = state_dir / "snapshots" / release.snapshot
         target.mkdir(parents=True, exist_ok=True)
         _sync_tree(source, target)

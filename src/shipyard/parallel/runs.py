@@ -128,8 +128,8 @@ class ParallelRuns:
         if desired is None:
             return {}
         for service, rollout in self.reconciler.rollouts.items():
-            spec, current = desired.specs.get(service), desired.services.get(service)
-            run_spec = spec.strategy.canary.parallel_run if spec is not None else None
+            current = desired.services.get(service)
+            run_spec = current.progressive.parallel_settings if current is not None and current.progressive else None
             if run_spec is not None and current is not None and current.release.id == rollout.target \
                     and mirror.comparing(rollout, run_spec):
                 wanted[service] = (rollout, run_spec)

@@ -112,6 +112,9 @@ class EnvoyRouter:
     async def shutdown(self) -> None:
         async with self._lock:
             self._shut_down = True
+            if self._stats_admin is not None:
+                await self._stats_admin.aclose()
+                self._stats_admin = None
             handle = self.handle or envoy.EnvoyHandle.load(self.config_dir)
             if handle is not None and await envoy.adopt(handle):
                 await envoy.stop(handle)

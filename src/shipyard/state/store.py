@@ -42,7 +42,9 @@ class Store:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+            # A short busy timeout: the store is written from the event loop, and a database locked by
+            # someone else must become a visible failure (ReconcileFailed) rather than a frozen control plane.
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=2)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
