@@ -320,6 +320,46 @@ class LocalRepo(_Repository):
             ) from None
         return self.resolve("HEAD")
 
+    def commit_file(self, relative: str, text: str, message: str) -> Commit:
+        """Write RELATIVE (a path in the working tree) with TEXT and commit only that file on the current branch.
+
+        Refuses a detached HEAD or another branch than the followed one; other uncommitted changes are
+        left as they are and not included.
+        """
+        what = f"cannot commit {relative} in {self}"
+        if not self.is_writable_local():
+            raise SourceError(f"{what}: not a working tree this process can write")
+        current = self._try_git("symbolic-ref", "--quiet", "--short", "HEAD")
+        if current is None:
+            raise SourceError(f"{what}: HEAD is detached; check out {self.branch or 'a branch'} first")
+        if self.branch and current.strip() != self.branch:
+            raise SourceError(f"{what}: {current.strip()!r} is checked out, but Shipyard follows {self.branch!r}")
+        top = Path(self._git("rev-parse", "--show-toplevel", what=what).strip())
+        path = (self.path / relative).resolve()
+        if top != path and top not in path.parents:
+            raise SourceError(f"{what}: the file is outside the repository")
+        temporary = path.with_name(f".{path.name}.shipyard-tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+        env = self._identity_env()
+        self._git("add", "--", str(path), what=what)
+        self._git("commit", "--quiet", "--file=-", "--", str(path), env=env, stdin=message, what=what)
+        return self.resolve("HEAD")
+
+    def upstream(self) -> str | None:
+        """The remote branch the current branch tracks (`origin/main`), or None."""
+        out = self._try_git("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+        return out.strip() if out else None
+
+    def push(self) -> str:
+        """Push the current branch to its upstream; returns the upstream's name."""
+        upstream = self.upstream()
+        if upstream is None:
+            raise SourceError(f"cannot push from {self}: the branch tracks no remote branch")
+        remote, _, branch = upstream.partition("/")
+        self._git("push", "--quiet", remote, f"HEAD:{branch}", what=f"cannot push {self} to {upstream}")
+        return upstream
+
     def revert_commands(self, commit_sha: str) -> list[str]:
         """The shell commands that make the same revert by hand, one per line."""
         target = self.resolve(commit_sha)
