@@ -26,7 +26,7 @@ class Move:
 
 
 def _when(at: Optional[float]) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)) if at else "?"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)) if at is not None else "?"
 
 
 def _evidence(verification: Optional[dict[str, Any]]) -> str:
