@@ -21,8 +21,11 @@ demo: setup
 	$(BIN)/shipyard validate examples/shop
 	./scripts/demo.sh
 
+# Most of the suite waits on processes (control planes, Envoy, instances), so 4 workers on 2 cores pay off;
+# --dist loadgroup spreads tests one by one, keeping a file with shared module fixtures on one worker
+# (tests/conftest.py). Tests take free ports only, and each worker its own caches.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4 --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .shipyard

@@ -32,7 +32,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _support import BenchControlPlane  # noqa: E402
+from _support import BenchControlPlane, api_get  # noqa: E402
 from tests.projects import probe_service, write_project  # noqa: E402
 from zero_downtime import Outcome, PacedLoad, describe  # noqa: E402,F401 - re-exported for the scripts
 
@@ -111,8 +111,7 @@ class StatusWatcher:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                with urllib.request.urlopen(self.api + "/status", timeout=5) as response:
-                    document = json.loads(response.read())
+                document = api_get(self.api, "/status")
                 entry = next(s for s in document["services"] if s["name"] == SERVICE)
                 rollout = dict(entry["rollout"]) if entry.get("rollout") else None
                 if rollout is not None:

@@ -12,6 +12,8 @@ import time
 import urllib.request
 from typing import Any
 
+import httpx
+
 from tests.controlplane import ControlPlane, free_port, sweep
 from tests.projects import PROBE_APP
 
@@ -87,3 +89,17 @@ def app_startup(runs: int) -> list[float]:
             process.kill()
             process.wait()
     return times
+
+
+def api_get(api: str, path: str, timeout: float = 5) -> Any:
+    """GET a control plane's JSON at API (control.json's "api": `unix:///STATE/api.sock`, or the TCP URL of
+    `up --api-listen`, then with the bearer token from SHIPYARD_TOKEN, as the CLI does)."""
+    if api.startswith("unix://"):
+        transport, base, headers = httpx.HTTPTransport(uds=api.removeprefix("unix://")), "http://shipyard", {}
+    else:
+        transport, base = None, api
+        headers = {"Authorization": f"Bearer {os.environ['SHIPYARD_TOKEN']}"} if os.environ.get("SHIPYARD_TOKEN") else {}
+    with httpx.Client(transport=transport, timeout=timeout) as client:
+        response = client.get(base + path, headers=headers)
+        response.raise_for_status()
+        return response.json()

@@ -1,6 +1,7 @@
 """A failing canary under load: how long until it is rolled back, and how many requests fail meanwhile.
 
 Run: .venv/bin/python bench/canary_rollback.py [--rate 100] [--interval 5] [--fail-rate 0.1] [--analysis both]
+     [--new-env LATENCY_MS=50 ...]   (a latency regression: --fail-rate 0 --new-env LATENCY_MS=50 --analysis latency)
 
 A real control plane (`shipyard up --detach`, temporary project and state dirs, free ports) runs `alpha`,
 the probe test app, with `replicas: 3` and a canary strategy (default: steps [5, 25, 50, 100] as in the issue, interval
@@ -35,6 +36,8 @@ ANALYSES = {
     "successRate": [{"metric": "successRate", "min": 99}],
     "errorRate": [{"compare": "errorRate"}],
     "both": [{"metric": "successRate", "min": 99}, {"compare": "errorRate"}],
+    "latency": [{"compare": "latency"}],
+    "all": [{"metric": "successRate", "min": 99}, {"compare": "errorRate"}, {"compare": "latency", "maxIncrease": "50%"}],
 }
 
 
@@ -52,13 +55,17 @@ def canary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-requests", type=int, default=50)
     parser.add_argument("--analysis", choices=sorted(ANALYSES), default="both",
                         help="successRate: {metric: successRate, min: 99}; errorRate: {compare: errorRate}; "
-                             "both (default, as in examples/shop prod)")
+                             "both (default, as in examples/shop prod); latency: {compare: latency}; all: the three "
+                             "(latency with maxIncrease 50%)")
     common_arguments(parser)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fail-rate", type=float, default=0.1, help="FAIL_RATE of the new release")
+    parser.add_argument("--new-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="more env of the new release, e.g. LATENCY_MS=50, or SLOW_RATE=0.01 SLOW_MS=200 "
+                             "(a tail regression); repeatable")
     canary_arguments(parser)
     args = parser.parse_args()
     began = time.perf_counter()
@@ -71,9 +78,10 @@ def main() -> None:
             time.sleep(args.warmup)
             applied = time.monotonic()
             applied_wall = time.time()
-            bench.release(NEW, env={"FAIL_RATE": f"{args.fail_rate:g}"})
+            env = {"FAIL_RATE": f"{args.fail_rate:g}", **dict(kv.split("=", 1) for kv in args.new_env)}
+            bench.release(NEW, env=env)
             new_release = bench.cp.service(SERVICE)["release"]
-            print(f"applied {NEW} (release {new_release}, FAIL_RATE={args.fail_rate:g}); following the rollout",
+            print(f"applied {NEW} (release {new_release}, env {env}); following the rollout",
                   flush=True)
             code, followed = bench.follow()
             follow_returned = time.monotonic()

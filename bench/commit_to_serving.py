@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
 from tests.projects import probe_service, write_project  # noqa: E402
 
-from _support import app_startup  # noqa: E402 - the script's directory is on sys.path
+from _support import api_get, app_startup  # noqa: E402 - the script's directory is on sys.path
 
 SECRET = b"bench-secret"
 
@@ -50,8 +50,7 @@ def git(repo: Path, *args: str) -> str:
 
 
 def get_status(api: str) -> dict:
-    with urllib.request.urlopen(api + "/status", timeout=5) as response:
-        return json.loads(response.read())
+    return api_get(api, "/status", timeout=5)  # type: ignore[no-any-return]
 
 
 def version_at(port: int) -> str | None:
@@ -96,8 +95,9 @@ class Bench:
 
     def up(self, *options: str) -> str:
         run_cli("up", "--git", str(self.repo), "--env", "dev", "--state-dir", str(self.state), "--detach",
-                "--ingress-port", str(self.ingress), "--capacity", "cpu=16,memory=16Gi", "--timeout", "120", *options,
-                timeout=180)
+                "--ingress-port", str(self.ingress), "--capacity", "cpu=16,memory=16Gi", "--timeout", "120",
+                "--api-listen", f"127.0.0.1:{free_port()}", *options, timeout=180)  # webhooks arrive over TCP
+        os.environ["SHIPYARD_TOKEN"] = (self.state / "token").read_text().strip()  # for status reads over TCP
         return str(json.loads((self.state / "control.json").read_text())["api"])
 
     def down(self) -> None:

@@ -20,7 +20,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +28,13 @@ sys.path.insert(0, str(ROOT))
 from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
 from tests.projects import probe_service, write_project  # noqa: E402
 
+from _support import api_get  # noqa: E402 - the script's directory is on sys.path
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def get_status(api: str) -> dict:
-    with urllib.request.urlopen(api + "/status", timeout=30) as response:
-        return json.loads(response.read())
+    return api_get(api, "/status", timeout=30)  # type: ignore[no-any-return]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +35,11 @@ sys.path.insert(0, str(ROOT))
 from tests.controlplane import free_port, run_cli, sweep  # noqa: E402
 from tests.projects import probe_service, write_project  # noqa: E402
 
-from _support import app_startup  # noqa: E402 - the script's directory is on sys.path
+from _support import api_get, app_startup  # noqa: E402 - the script's directory is on sys.path
 
 
 def get_status(api: str) -> dict:
-    with urllib.request.urlopen(api + "/status", timeout=5) as response:
-        return json.loads(response.read())
+    return api_get(api, "/status", timeout=5)  # type: ignore[no-any-return]
 
 
 def instances_of(status: dict, name: str) -> list[dict]:

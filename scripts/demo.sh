@@ -5,6 +5,16 @@ cd "$(dirname "$0")/.."
 shipyard=.venv/bin/shipyard
 state=.shipyard/dev
 
+# Each service's pipeline: unit tests, one build, a component test of the built artifact, publish
+# into the embedded store (~/.shipyard/artifacts, or $SHIPYARD_STORE) at the version its config names.
+for app in examples/shop/apps/*/; do
+  name=$(basename "$app")
+  version=$(sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "examples/shop/services/$name.yaml")
+  $shipyard pipeline run "$app" --version "$version" >/dev/null
+done
+$shipyard artifacts list
+echo
+
 if [ -f "$state/control.json" ] && $shipyard status --state-dir "$state" >/dev/null 2>&1; then
   echo "demo: the dev environment is already running; re-applying the example" >&2
   $shipyard apply examples/shop --state-dir "$state" >/dev/null

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
+
 SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
 
 
@@ -22,10 +24,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_cli(*args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([*SHIPYARD, *args], capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"shipyard {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
@@ -38,6 +40,13 @@ def http_get(url: str, timeout: float = 5, headers: dict[str, str] | None = None
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def api_request(state_dir: Path, method: str, path: str, timeout: float = 10, **kwargs: Any) -> httpx.Response:
+    """One request to a control plane's API over its Unix socket (`STATE/api.sock`)."""
+    socket_path = json.loads((state_dir / "control.json").read_text())["socket"]
+    with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), timeout=timeout) as client:
+        return client.request(method, "http://shipyard" + path, **kwargs)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.05, what: str = "condition") -> Any:
@@ -86,6 +95,13 @@ class ControlPlane:
 
     def api(self) -> str:
         return str(json.loads((self.state_dir / "control.json").read_text())["api"])
+
+    def token(self) -> str:
+        return (self.state_dir / "token").read_text().strip()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the API as the CLI does: over the state dir's Unix socket."""
+        return api_request(self.state_dir, method, path, **kwargs)
 
     def wait_ready(self, name: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
         return wait_for(lambda: (lambda ready: ready if len(ready) == count else None)(self.instances(name, "ready")),

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import fcntl
 import hashlib
 import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from shipyard.engine.desired import DesiredState, assign_endpoints, build_desired
+from shipyard.engine.gc import collect_periodically
 from shipyard.engine.model import Capacity
 from shipyard.engine.reconciler import Reconciler
 from shipyard.engine.router import NoRouter, Router
 from shipyard.errors import StateError
+from shipyard.flags.service import FlagService
 from shipyard.gitops.decide import services_after, with_overrides
 from shipyard.gitops.follower import Follower
 from shipyard.gitops.settings import SourceSettings, load_settings, save_settings
 from shipyard.source.git import Mirror
 from shipyard.spec.render import DesiredEnvironment, render
-from shipyard.state.control import read_control, write_control
+from shipyard.state.control import (PRIVATE_UMASK, SOCKET_FILE, ensure_token, read_control, secure_state_dir,
+                                    write_control)
+from shipyard.state.ledger import Ledger
 from shipyard.state.store import Store
 
 log = logging.getLogger("shipyard.daemon")
@@ -46,6 +50,7 @@ class ControlPlane:
         from shipyard.runtime.process import ProcessDriver
 
         self.reconciler = Reconciler(self.store, ProcessDriver(), router or NoRouter(), state_dir, capacity)
+        self.reconciler.ledger = machine_ledger(state_dir, environment)
         self.ingress_port = ingress_port
         self.api = ""
         self.shutdown = asyncio.Event()
@@ -53,6 +58,7 @@ class ControlPlane:
         self.overrides: dict[str, int] = {k: int(v) for k, v in (self.store.get(OVERRIDES_KEY) or {}).items()}
         self.follower: Follower | None = None
         self._following: asyncio.Task[None] | None = None
+        self.flags = FlagService(self.store, self.reconciler.event)
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
         """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
@@ -64,7 +70,7 @@ class ControlPlane:
             self.project_dir = directory
             self.store.put("project_dir", str(directory))
         previous = self.store.get("revision")
-        self.install(desired, str(directory))
+        self.install(desired, str(directory), directory)
         if previous != revision:
             self.reconciler.event("Normal", "environment", "Applied", f"revision {revision} from {directory}")
             self.store.add_history(revision, "applied", {"commit": None, "trigger": "apply", "errors": [],
@@ -80,11 +86,15 @@ class ControlPlane:
         return self._desired(render(directory, self.environment), revision)
 
     def _desired(self, rendered: DesiredEnvironment, revision: str) -> DesiredState:
-        endpoints = assign_endpoints(rendered, self.store, {self.ingress_port})
-        return build_desired(rendered, self.store, self.state_dir, revision, endpoints)
+        endpoints = assign_endpoints(rendered, self.store, {self.ingress_port, self.flags.port})
+        desired = build_desired(rendered, self.store, self.state_dir, revision, endpoints)
+        return dataclasses.replace(desired, ofrep_url=self.flags.url)
 
-    def install(self, desired: DesiredState, origin: str) -> None:
-        """Make DESIRED the desired state; `scale` overrides survive only while the environment is suspended."""
+    def install(self, desired: DesiredState, origin: str, directory: Path | None = None) -> None:
+        """Make DESIRED (rendered from DIRECTORY) the desired state; `scale` overrides survive only while the
+        environment is suspended."""
+        if directory is not None:
+            self.reconciler.runner.workdir = directory  # command gates run in the applied revision
         if self.overrides and not self.reconciler.suspended:
             self.overrides = {}
             self.store.put(OVERRIDES_KEY, {})
@@ -92,6 +102,7 @@ class ControlPlane:
         self.store.put("project", desired.project)
         self.store.put("revision", desired.revision)
         self.reconciler.set_desired(with_overrides(desired, self.overrides))
+        self.flags.publish(desired.flags)  # atomically with the services, restarting nothing
         log.info("desired state: revision %s from %s", desired.revision, origin)
 
     def scale(self, service: str, replicas: int) -> int:
@@ -144,8 +155,8 @@ class ControlPlane:
 
 def lock_state_dir(state_dir: Path) -> int:
     """Hold an exclusive lock for the life of the process; a second control plane fails at once."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -165,32 +176,56 @@ def machine_capacity() -> Capacity:
     return Capacity(cpu=float(os.cpu_count() or 1), memory=memory)
 
 
-async def serve(plane: ControlPlane, port: int = 0) -> None:
-    """Run the API and the reconcile loop until `plane.shutdown` is set."""
+def machine_ledger(state_dir: Path, environment: str) -> Ledger:
+    """This control plane's entry in the capacity ledger every environment on the machine shares."""
+    from shipyard.runtime import procfs
+    from shipyard.state.ledger import ledger_path
+
+    return Ledger(ledger_path(), state_dir, environment, os.getpid(), procfs.start_time(os.getpid()),
+                  procfs.is_running)
+
+
+async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> None:
+    """Run the API and the reconcile loop until `plane.shutdown` is set.
+
+    The API always answers on `STATE/api.sock` (0600, for the CLI); a TCP listener opens only when
+    LISTEN is given (`up --api-listen`), and there every request but /healthz and the signed webhook
+    needs the state dir's bearer token.
+    """
     import uvicorn
 
     from shipyard.api.app import build_app
+    from shipyard.api.auth import TokenAuth
+    from shipyard.api.listeners import tcp_listener, unix_listener
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    plane.api = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(build_app(plane), log_level="warning", lifespan="off", access_log=False))
+    sockets = [unix_listener(plane.state_dir / SOCKET_FILE)]
+    plane.api = f"unix://{plane.state_dir / SOCKET_FILE}"
+    if listen is not None:
+        sockets.append(tcp_listener(*listen))
+        host, port = sockets[-1].getsockname()[:2]
+        plane.api = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    app = TokenAuth(build_app(plane), ensure_token(plane.state_dir))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     plane.reconciler.adopt()
+    await plane.flags.start()
     loop_task = asyncio.create_task(plane.reconciler.run())
     watchdog = asyncio.create_task(_watch_data_plane(plane))
-    api_task = asyncio.create_task(server.serve(sockets=[sock]))
+    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
+    api_task = asyncio.create_task(server.serve(sockets=sockets))
     plane.start_following()
-    control = {"pid": os.getpid(), "api": plane.api, "started_at": time.time(), "environment": plane.environment}
+    control = {"pid": os.getpid(), "api": plane.api, "socket": str(plane.state_dir / SOCKET_FILE),
+               "started_at": time.time(), "environment": plane.environment}
     write_control(plane.state_dir, control)
     log.info("control plane for %s at %s (state %s)", plane.environment, plane.api, plane.state_dir)
     await plane.shutdown.wait()
     server.should_exit = True
     loop_task.cancel()
     watchdog.cancel()
+    collector.cancel()
     await plane.stop_following()
-    await asyncio.gather(loop_task, api_task, watchdog, return_exceptions=True)
+    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
+    api_task = asyncio.create_task(server.serve(sockets=sockets))
     await plane.reconciler.close()
 
 
@@ -220,7 +255,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capacity-memory", type=int)
     parser.add_argument("--ingress-port", type=int, default=8080)
     parser.add_argument("--no-proxy", action="store_true")
+    from shipyard.api.listeners import parse_listen
+
+    parser.add_argument("--api-listen", metavar="HOST:PORT", type=parse_listen,
+                        help="also serve the API over TCP (bearer token required)")
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # the store, logs, proxy config and snapshots are nobody else's business
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per admin call would drown the log
     from shipyard.errors import ShipyardError
@@ -235,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
 async def _run(args: argparse.Namespace) -> None:
     state_dir = args.state_dir.resolve()
     lock = lock_state_dir(state_dir)
+    secure_state_dir(state_dir)
     machine = machine_capacity()
     capacity = Capacity(cpu=args.capacity_cpu or machine.cpu, memory=args.capacity_memory or machine.memory)
     router = None if args.no_proxy else _envoy_router(state_dir, args.ingress_port)
@@ -248,7 +289,7 @@ async def _run(args: argparse.Namespace) -> None:
     else:
         await plane.follow(settings).start()
     try:
-        await serve(plane)
+        await serve(plane, args.api_listen)
     finally:
         os.close(lock)
 

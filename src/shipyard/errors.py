@@ -7,6 +7,7 @@
     ├── DataPlaneError            Envoy could not be started or rejected a configuration
     ├── ControlPlaneError         the control plane's API is unreachable or answered with an error
     ├── source.errors.SourceError a git repository could not be fetched, read, exported or changed
+    ├── artifacts.errors          ArtifactError (build, store, pull), NotFound (with the versions), DigestMismatch
     ├── NoData                    a metric query matched no samples yet: hold, do not fail
     └── ProviderError             a metric provider could not be reached or answered nonsense
 

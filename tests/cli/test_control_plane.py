@@ -224,3 +224,16 @@ def test_isolation_and_oom_kill_through_the_engine(plane):
     assert cp.instances("beta")[0]["pid"] == beta["pid"]
     assert http_get(f"http://127.0.0.1:{beta['port']}/healthz")[0] == 200
     assert any(e["reason"] == "OOMKilled" for e in json.loads(cp.cli("events", "-o", "json").stdout))
+
+
+def test_up_detach_returns_at_the_third_crash_naming_the_service_its_exit_code_and_its_log(plane):
+    cp = plane([probe_service("steady"), probe_service("crashy", env={"CRASH_ON_START": "3"})])
+    started = time.monotonic()
+    result = cp.up(check=False)  # waits up to 60 s for ready, unless it sees the crash loop
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: service crashy is crash-looping") and "exited with code 3" in error
+    assert "crashing on start as asked" in result.stderr  # the last lines of its log
+    assert elapsed < 30, f"up took {elapsed:.1f}s"
+    assert cp.instances("steady")  # the control plane keeps running

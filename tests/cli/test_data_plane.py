@@ -122,7 +122,7 @@ def test_status_and_metrics_report_traffic_per_release(plane):
     traffic = wait_for(counted, timeout=10, what="40 requests counted for the release")
     assert traffic["errors_5xx"] == 10 and traffic["success_rate"] == 75.0
     assert 0 < traffic["latency_p50_ms"] <= traffic["latency_p99_ms"]
-    metrics = http_get(f"{cp.status()['api']}/metrics")[2].decode()
+    metrics = cp.request("GET", "/metrics").text
     labels = f'service="alpha",release="{release}"'
     assert f"shipyard_release_requests_total{{{labels}}} 40" in metrics
     assert f"shipyard_release_errors_5xx_total{{{labels}}} 10" in metrics

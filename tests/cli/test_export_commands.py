@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
+from shipyard.export.yamltext import load_documents
 from tests.controlplane import run_cli
-from tests.export.conftest import SHOP
+from tests.export.conftest import CRD_DIR, SHOP
 
 
 def test_a_directory_artifact_is_refused_with_what_to_do(tmp_path):
@@ -36,3 +39,48 @@ def test_an_invalid_project_is_reported_with_file_and_line(tmp_path):
 def test_help_shows_examples():
     result = run_cli("export", "kubernetes", "--help")
     assert "Examples:" in result.stdout and "--strict" in result.stdout
+
+
+def shop_on_images(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the example shop whose services run artifacts built by `shipyard build` into a store."""
+    project, store = tmp_path / "shop", tmp_path / "store"
+    shutil.copytree(SHOP, project)
+    for name in ("catalog", "orders", "frontend"):
+        run_cli("build", str(project / "apps" / name), "--version", "1.0.0", "--store", str(store))
+        path = project / "services" / f"{name}.yaml"
+        text = path.read_text()
+        start = text.index("artifact:")
+        end = text.index("\n", text.index("command:", start))
+        path.write_text(text[:start] + f"artifact:\n  image: {name}" + text[end:])
+    with (project / "shipyard.yaml").open("a") as handle:
+        handle.write(f"store: {store}\n")
+    return project, store
+
+
+def test_the_shop_on_built_images_exports_with_digests_and_strict_refuses_gaps(tmp_path):
+    project, store = shop_on_images(tmp_path)
+    out = tmp_path / "out"
+    strict = run_cli("export", "kubernetes", str(project), "-o", str(out), "--registry", "r.example.com/shop",
+                     "--strict", check=False)
+    assert strict.returncode == 1 and "nothing written (--strict)" in strict.stderr and not out.exists()
+    assert "gap: catalog (prod): strategy.canary.analysis[2] (compare errorRate" in strict.stderr
+
+    crds = ["--crds", str(CRD_DIR)] if CRD_DIR.is_dir() else []
+    result = run_cli("export", "kubernetes", str(project), "-o", str(out), "--registry", "r.example.com/shop", *crds)
+    assert "gap: " in result.stderr and f"listed in {out / 'GAPS.md'}" in result.stderr
+    digest = json.loads(run_cli("artifacts", "inspect", "catalog:1.0.0", "--store", str(store), "-o", "json").stdout)["digest"]
+    deployment = load_documents((out / "apps/base/catalog/deployment.yaml").read_text())[0]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"r.example.com/shop/catalog:1.0.0@{digest}"
+    images = load_documents((out / "apps/prod/kustomization.yaml").read_text())[0]["images"]
+    assert {"name": "r.example.com/shop/catalog", "newTag": "1.0.0", "digest": digest} in images
+    assert "compare errorRate" in (out / "GAPS.md").read_text()
+
+
+def test_a_non_empty_directory_that_is_not_an_export_is_left_alone(tmp_path):
+    project, _ = shop_on_images(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    result = run_cli("export", "kubernetes", str(project), "-o", str(tmp_path / "out"), "--registry", "r.example.com/s",
+                     check=False)
+    assert result.returncode == 1 and "not empty" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.controlplane import ControlPlane, http_get, pid_alive, run_cli, wait_for
+from tests.controlplane import ControlPlane, free_port, http_get, pid_alive, run_cli, wait_for
 from tests.projects import probe_service, write_project
 from tests.source.conftest import Origin, isolated_git  # noqa: F401 - keeps the developer's git config out
 
@@ -26,11 +26,13 @@ class GitPlane(ControlPlane):
     def __init__(self, origin: Origin, state_dir: Path, secret_file: Path) -> None:
         super().__init__(origin.path, state_dir)
         self.origin, self.secret_file = origin, secret_file
+        self.api_port = free_port()  # webhooks arrive over TCP
 
     def up(self, *extra: str, check: bool = True):  # type: ignore[override]
         return run_cli("up", "--git", str(self.origin.path), "--env", "dev", "--state-dir", str(self.state_dir),
                        "--detach", "--ingress-port", str(self.ingress_port), "--timeout", "60",
-                       "--webhook-secret-file", str(self.secret_file), *extra, check=check)
+                       "--webhook-secret-file", str(self.secret_file), "--api-listen", f"127.0.0.1:{self.api_port}",
+                       *extra, check=check)
 
     def commit(self, message: str, services: list[dict[str, Any]]) -> str:
         write_project(self.origin.path, services)
@@ -242,3 +244,58 @@ def test_a_directory_environment_has_no_sync_and_a_git_one_no_apply(plane, tmp_p
     cp.up("--interval", "10m")
     result = cp.cli("apply", check=False)
     assert result.returncode == 1 and "follows a git repository" in result.stderr
+
+
+def test_a_git_token_stays_out_of_argv_and_store_and_the_state_dir_is_private(tmp_path):
+    from tests.source.http_git import serving_git
+
+    token = "glpat-T0kenThatMustNotLeak"
+    origin = Origin(tmp_path / "repos" / "shop")
+    cp = GitPlane(origin, tmp_path / "state", tmp_path / "unused")
+    cp.commit("first release", [probe_service("alpha")])
+    with serving_git(tmp_path / "repos", "ci", token) as base:
+        url = base.replace("http://", f"http://ci:{token}@") + "/shop/.git"
+        try:
+            run_cli("up", "--git", url, "--env", "dev", "--state-dir", str(cp.state_dir), "--detach",
+                    "--ingress-port", str(cp.ingress_port), "--timeout", "60", "--interval", "1s")
+            cp.wait_ready("alpha", 1)
+            change = cp.commit("second", [probe_service("alpha", version="2.0.0")])
+            wait_for(lambda: cp.status()["revision"] == change, timeout=20, what="a fetch with the token")
+            assert token.encode() not in Path(f"/proc/{cp.control_pid()}/cmdline").read_bytes()
+            assert token not in json.dumps(cp.status())
+        finally:
+            cp.teardown()
+    state = cp.state_dir
+    assert oct(state.stat().st_mode & 0o777) == "0o700"
+    for path in [state / name for name in ("state.db", "token", "control.json", "control-plane.log", "lock")]:
+        assert oct(path.stat().st_mode & 0o777) == "0o600", path
+    for directory in (state / "proxy", state / "git"):
+        assert oct(directory.stat().st_mode & 0o777) == "0o700", directory
+    for path in state.rglob("*"):
+        if path.is_file() and path.name != "credentials":
+            assert token.encode() not in path.read_bytes(), path
+
+
+def _signed_delivery(cp: GitPlane, body: bytes, header: str | None) -> tuple[int, dict]:
+    headers = {header: "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()} if header else {}
+    request = urllib.request.Request(cp.api() + "/hooks/git", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_signed_webhook_of_any_shape_fetches_and_the_fetch_decides(plane):
+    cp = plane([probe_service("alpha")])
+    cp.up("--interval", "10m")  # only webhooks fetch here
+    bitbucket = json.dumps({"push": {"changes": [{"new": {"type": "branch", "name": "main"}}]}}).encode()
+    assert _signed_delivery(cp, bitbucket, None)[0] == 401  # unsigned: refused, whatever its shape
+    second = cp.commit("alpha 2.0.0", [probe_service("alpha", version="2.0.0")])
+    code, answer = _signed_delivery(cp, bitbucket, "X-Hub-Signature")  # Bitbucket's header and payload
+    assert code == 202 and answer["accepted"]
+    wait_for(lambda: cp.status()["revision"] == second, timeout=20, what="Bitbucket's push to apply")
+    third = cp.commit("alpha 3.0.0", [probe_service("alpha", version="3.0.0")])
+    code, answer = _signed_delivery(cp, b"build 1234 passed", "X-Hub-Signature-256")  # a CI job, not even JSON
+    assert code == 202 and answer["accepted"]
+    wait_for(lambda: cp.status()["revision"] == third, timeout=20, what="the CI job's notice to apply")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from tests.cli.test_data_plane import endpoint_port, plane  # noqa: F401 - the fixture
-from tests.controlplane import ControlPlane, http_get, wait_for
+from tests.controlplane import ControlPlane, http_get, run_cli, wait_for
 from tests.load import Load
 from tests.prometheus import running_prometheus
 from tests.projects import probe_service, write_project
@@ -76,6 +77,47 @@ def test_a_failing_canary_is_rolled_back_and_can_be_retried(plane):
     assert "rolled back" in cp.service("alpha")["rollout"]["message"] and aborted.returncode == 0
     refused = cp.cli("rollout", "promote", "alpha", check=False)
     assert refused.returncode == 1 and "failed, not progressing" in refused.stderr
+
+
+COMPARE = [{"compare": "errorRate"}, {"compare": "latency", "maxIncrease": "50%"}]
+
+
+def test_a_compare_regression_rolls_back_at_the_scrape_that_shows_it(plane):
+    cp = plane([canary(analysis=COMPARE)])
+    cp.up()
+    with Load(endpoint_port(cp, "alpha")):
+        # A minute per step and five failures allowed: only the sequential test can roll back this soon.
+        release(cp, canary(version="2.0.0", env={"FAIL_RATE": "0.3"}, interval="60s", failureThreshold=5,
+                           analysis=COMPARE))
+        follow = cp.cli("rollout", "status", "alpha", check=False)
+    assert follow.returncode == 1 and "regression detected at 20% of traffic" in follow.stdout
+    assert "e-value" in follow.stdout
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["reason"]) == ("failed", "AnalysisFailed")
+    assert record["updated_at"] - record["started_at"] < 30
+    last = record["decisions"][-1]
+    assert (last["verdict"], last["action"]) == ("fail", "rollback")
+    errors = next(c for c in last["checks"] if c["check"] == "compare errorRate")
+    assert errors["verdict"] == "fail" and errors["inputs"]["e_value"] >= errors["inputs"]["rollback_at"] == 20
+    assert errors["inputs"]["canary"]["events"] > 0 and errors["inputs"]["primary"]["requests"] > 0
+    failed = [e for e in json.loads(cp.cli("events", "-o", "json").stdout) if e["reason"] == "AnalysisFailed"]
+    assert failed and "e-value" in failed[-1]["data"]["summary"]
+
+
+def test_a_healthy_canary_advances_once_its_compare_entries_rule_out_a_regression(plane):
+    cp = plane([canary(analysis=COMPARE)])
+    cp.up()
+    with Load(endpoint_port(cp, "alpha")) as load:
+        release(cp, canary(version="2.0.0", analysis=COMPARE))
+        cp.cli("rollout", "status", "alpha")
+    assert load.result.failures == []
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["phase"]) == ("complete", "promoted")
+    passed = [d for d in record["decisions"] if d["kind"] == "analysis" and d["verdict"] == "pass"]
+    assert [d["weight"] for d in passed] == [20, 50]
+    for check in passed[0]["checks"]:
+        assert check["verdict"] == "pass" and "regression ruled out" in check["reason"]
+        assert check["inputs"]["canary"]["upper"] < check["inputs"]["allowed"]
 
 
 def test_too_little_traffic_holds_header_matches_reach_the_canary_and_mirroring_spares_users(plane):
@@ -179,3 +221,43 @@ def test_a_prometheus_query_on_envoys_own_metrics_decides_the_canary(plane, tmp_
     passed = [c for c in checks if c["verdict"] == "pass"]
     assert passed and passed[-1]["inputs"]["value"] >= 5 and "alpha_" in passed[-1]["inputs"]["query"]
     assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"}
+
+
+def test_a_canary_without_traffic_says_so_once_and_fails_at_the_progress_deadline(plane):
+    quiet = canary(steps=[50, 100])
+    quiet["strategy"]["rolling"] = {"progressDeadline": "8s"}
+    cp = plane([quiet])
+    cp.up()
+    new = canary(version="2.0.0", steps=[50, 100])
+    new["strategy"]["rolling"] = {"progressDeadline": "8s"}
+    release(cp, new)
+    wait_for(lambda: "waiting for traffic" in cp.service("alpha")["rollout"]["message"], timeout=30,
+             what="the canary saying it waits for traffic")
+    follow = cp.cli("rollout", "status", "alpha", "--timeout", "60", check=False)
+    assert follow.returncode == 1
+    record = cp.service("alpha")["rollout"]
+    assert (record["status"], record["reason"]) == ("failed", "InsufficientTraffic")
+    assert "too little traffic to judge the canary at 50% of traffic within the progress deadline (8s)" \
+        in record["message"]
+    reasons = [e["reason"] for e in json.loads(cp.cli("events", "-o", "json").stdout) if e["object"] == "alpha"]
+    assert reasons.count("AnalysisInconclusive") == 1 and "RolledBackInsufficientTraffic" in reasons
+
+
+def test_a_command_gate_runs_in_the_revision_sandboxed_without_the_control_planes_environment(plane):
+    cp = plane([canary()])
+    smoke = cp.project / "smoke.sh"
+    smoke.write_text(f'#!/bin/sh\nenv | sort\necho "in $(pwd)"\ncat {cp.state_dir.resolve()}/token || echo no-token\n'
+                     "exit 3\n")
+    smoke.chmod(0o755)
+    run_cli("up", str(cp.project), "--env", "dev", "--state-dir", str(cp.state_dir), "--detach",
+            "--ingress-port", str(cp.ingress_port), "--timeout", "60", env={"PLANTED_SECRET": "hunter2"})
+    assert b"PLANTED_SECRET=hunter2\0" in Path(f"/proc/{cp.control_pid()}/environ").read_bytes()
+    release(cp, canary(version="2.0.0", preRollout=[{"command": ["./smoke.sh"]}]))
+    assert cp.cli("rollout", "status", "alpha", check=False).returncode == 1
+    record = cp.service("alpha")["rollout"]
+    assert record["reason"] == "GateFailed" and "exited 3" in record["message"]
+    output = record["decisions"][-1]["gates"][0]["output"]
+    assert "hunter2" not in output and cp.token() not in output
+    names = {line.split("=", 1)[0] for line in output.splitlines() if "=" in line and not line.startswith("in ")}
+    assert names <= {"PATH", "HOME", "TARGET_URL", "SHIPYARD_SERVICE", "SHIPYARD_RELEASE", "PWD", "SHLVL", "OLDPWD"}
+    assert "TARGET_URL" in names and f"in {cp.project.resolve()}" in output and "no-token" in output

@@ -139,11 +139,12 @@ def test_render_json(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     run = runs["render json"]
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
-    assert set(data) == {"project", "environment", "services"}
+    assert set(data) == {"project", "environment", "services", "flags"}  # the shop has a flag (docs/flags.md)
     assert (data["project"], data["environment"]) == ("shop", "prod")
+    assert sorted(data["flags"]["flags"]) == ["recommendations"]
     assert sorted(data["services"]) == ["catalog", "frontend", "orders"]
     assert data["services"]["catalog"]["replicas"] == 3
-    assert data["services"]["catalog"]["resources"] == {"cpu": "250m", "memory": "128Mi"}
+    assert data["services"]["catalog"]["resources"] == {"cpu": "100m", "memory": "128Mi"}
 
 
 def test_render_yaml_is_the_same_data(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:

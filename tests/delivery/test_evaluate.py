@@ -11,6 +11,7 @@ import pytest
 
 from shipyard.proxy.window import WindowStats
 from shipyard.delivery.evaluate import NO_PROMETHEUS, AnalysisEntry, Evaluation, evaluate
+from shipyard.delivery.judge import Decision
 from shipyard.spec.models import CompareAnalysis, PrometheusAnalysis, ThresholdAnalysis
 from tests.delivery.test_prometheus import prometheus  # noqa: F401 (a fixture: a real server)
 
@@ -138,3 +139,20 @@ def test_real_prometheus_queries_get_service_and_release_substituted(
         prometheus_url=None))
     assert missing.verdict == "inconclusive"
     assert missing.summary == "inconclusive: prometheus query returned no data yet"
+
+
+def test_decisions_judged_elsewhere_count_with_the_entries_and_show_while_holding() -> None:
+    waiting = Decision("compare errorRate", "inconclusive", "errorRate: e-value 1 (rollback at 20); waiting")
+    ruled_out = Decision("compare errorRate", "pass", "errorRate: e-value 1 (rollback at 20); ruled out")
+    held = asyncio.run(evaluate([SUCCESS_99], HEALTHY, PRIMARY, min_requests=50, service="catalog",
+                                release="canary", prometheus_url=None, judged=[waiting]))
+    assert held.verdict == "inconclusive" and held.decisions[-1] is waiting
+    passed = asyncio.run(evaluate([SUCCESS_99], HEALTHY, PRIMARY, min_requests=50, service="catalog",
+                                  release="canary", prometheus_url=None, judged=[ruled_out]))
+    assert passed.verdict == "pass" and "ruled out" in passed.summary
+    few = asyncio.run(evaluate([], WindowStats(10, 0, 5.0), PRIMARY, min_requests=50, service="catalog",
+                               release="canary", prometheus_url=None, judged=[ruled_out]))
+    assert few.verdict == "inconclusive" and "fewer than minRequests 50" in few.summary and "ruled out" in few.summary
+    alone = asyncio.run(evaluate([], HEALTHY, PRIMARY, min_requests=50, service="catalog",
+                                 release="canary", prometheus_url=None, judged=[ruled_out]))
+    assert alone.verdict == "pass" and alone.decisions == (ruled_out,)

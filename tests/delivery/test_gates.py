@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.delivery.gates import OUTPUT_LINES, GateResult, run_gate, run_gates
+from shipyard.delivery.gates import OUTPUT_LINES, GateResult, GateSandbox, run_gate, run_gates
+from shipyard.runtime.capabilities import capabilities
 from shipyard.spec.models import ApprovalGate, CommandGate, UrlGate
 
 
@@ -226,7 +227,58 @@ def test_results_are_json_ready() -> None:
         "output": ""}
 
 
-def test_the_environment_of_the_control_plane_is_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHIPYARD_GATE_TEST", "kept")
-    assert command("sh", "-c", 'echo "$SHIPYARD_GATE_TEST"').output == "kept"
-    assert os.environ["SHIPYARD_GATE_TEST"] == "kept"
+def test_the_environment_of_the_control_plane_is_not_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTED_SECRET", "hunter2")
+    monkeypatch.setenv("SHIPYARD_TOKEN", "hunter3")
+    output = command("env").output
+    assert "hunter" not in output
+    assert {line.split("=", 1)[0] for line in output.splitlines()} == {
+        "PATH", "HOME", "TARGET_URL", "SHIPYARD_SERVICE", "SHIPYARD_RELEASE"}
+
+
+@pytest.mark.skipif(capabilities().bwrap is None, reason="needs a working bubblewrap")
+def test_a_sandboxed_gate_runs_in_its_directory_and_cannot_see_the_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    revision = state / "revisions" / "abc123"  # a followed commit's snapshot lives inside the state dir
+    revision.mkdir(parents=True)
+    (state / "token").write_text("hunter2\n")
+    script = revision / "smoke.sh"
+    script.write_text('#!/bin/sh\npwd\necho "pid $$"\ncat ../../token || echo no-token\n'
+                      'touch written 2>/dev/null || echo read-only\n')
+    script.chmod(0o755)
+    gate = CommandGate(command=["./smoke.sh"], timeout=10)
+    sandbox = GateSandbox(capabilities().bwrap, (state,))
+    result = asyncio.run(run_gate(gate, "http://127.0.0.1:9/", service="catalog", release="catalog.r2",
+                                  cwd=revision, sandbox=sandbox))
+    assert result.passed, result
+    lines = result.output.splitlines()
+    assert lines[0] == str(revision) and "no-token" in lines and "read-only" in lines
+    assert "hunter2" not in result.output
+    assert int(lines[1].split()[1]) < 10  # its own pid namespace
+    assert result.detail.startswith("command `./smoke.sh` exited 0")
+
+
+@pytest.mark.skipif(capabilities().bwrap is None, reason="needs a working bubblewrap")
+def test_a_sandboxed_gate_that_times_out_leaves_nothing_running(tmp_path: Path) -> None:
+    marker = f"{61 + os.getpid() % 1000 / 1000:.3f}"  # a sleep no other test runs
+    gate = CommandGate(command=["sh", "-c", f"sleep {marker} & wait"], timeout=1)
+    (tmp_path / "hidden").mkdir()
+    sandbox = GateSandbox(capabilities().bwrap, (tmp_path / "hidden",))
+    result = asyncio.run(run_gate(gate, "http://x/", service="s", release="r", cwd=tmp_path, sandbox=sandbox))
+    assert not result.passed and "timed out" in result.detail
+
+    def sleepers() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and (entry / "cmdline").read_bytes() == f"sleep\0{marker}\0".encode() \
+                        and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+        return found
+
+    deadline = time.monotonic() + 5
+    while sleepers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sleepers() == []

@@ -35,6 +35,19 @@ def olds(n: int = 4) -> list:
 
 
 # ---- transitions ------------------------------------------------------------------------------------
+def test_a_regression_rolls_back_at_once_whatever_the_failures_and_the_step_time() -> None:
+    rollout = canary_rollout(phase=phases.STEP, step=0, weight=10, failures=0, check_started_at=50.0,
+                             next_check_at=55.0)
+    evidence = {"summary": "errorRate: e-value 42 (rollback at 20)", "checks": []}
+    moved = phases.after_regression(rollout, evidence, 51.0)
+    assert (moved.status, moved.phase, moved.weight, moved.reason) == ("failed", phases.ROLLED_BACK, 0, "AnalysisFailed")
+    assert moved.failures == 0 and moved.next_check_at is None
+    assert "regression detected at 10% of traffic: errorRate: e-value 42" in moved.message
+    last = moved.decisions[-1]
+    assert (last["verdict"], last["action"], last["weight"], last["summary"]) == ("fail", "rollback", 10, evidence["summary"])
+    assert phases.decision_reason(last) == "AnalysisFailed"
+
+
 def test_the_first_ready_canary_gets_the_first_step_or_its_gates_or_mirrored_traffic() -> None:
     rollout = canary_rollout()
     stepped = phases.after_canary_ready(rollout, CANARY, 10.0)
@@ -131,7 +144,8 @@ def test_canary_instances_are_ready_for_the_next_weight_and_the_primary_stays_wh
 def test_traffic_waits_until_the_first_steps_instances_are_ready() -> None:
     config = replace(CANARY, steps=(50, 100))
     one = plan(world(canary_rollout(), [*olds(), inst("new0"), inst("new1", state=State.STARTING)], config=config))
-    assert not one.rollouts
+    assert [(r.phase, r.weight, r.waiting) for r in one.rollouts] == [
+        ("starting", 0, "1/2 instances of svc-new ready, traffic stays at 0%: starting")]
     two = plan(world(canary_rollout(), [*olds(), inst("new0"), inst("new1")], config=config))
     assert (two.rollouts[-1].phase, two.rollouts[-1].weight) == ("step", 50)
 
@@ -143,7 +157,8 @@ def test_promotion_scales_the_canary_then_takes_all_traffic_then_retires_the_pri
     # The primary retires in the same pass: a stopping instance loses its weight before its endpoint.
     assert sorted(promoting.stop) == [(f"old{i}", "replaced by svc-new") for i in range(4)]
     not_yet = plan(world(canary_rollout(phase="promoting", weight=50), [*olds(), *news[:3]]))
-    assert not_yet.stop == [] and not_yet.start == [("svc", "svc-new")] and not not_yet.rollouts
+    assert not_yet.stop == [] and not_yet.start == [("svc", "svc-new")]
+    assert [(r.phase, r.weight) for r in not_yet.rollouts] == [("promoting", 50)]
     done = plan(world(canary_rollout(phase="promoted", weight=100), news))
     assert done.rollouts[-1].status == "complete"
 
@@ -219,3 +234,31 @@ def test_without_a_progressive_rollout_releases_weigh_their_ready_instances() ->
     nobody = split(replace(service, progressive=CANARY), SPEC, canary_rollout(phase="step", weight=10),
                    {"svc-old": 0, "svc-new": 0})
     assert weights(nobody) == {"svc.old": 0, "svc.new": 0}
+
+
+# ---- a canary without traffic -----------------------------------------------------------------------
+def test_a_canary_without_traffic_says_so_once_and_fails_at_the_progress_deadline() -> None:
+    evidence = {"summary": "canary served 0 requests (minRequests 50)", "window": {"canary": {"requests": 0}}}
+    rollout = canary_rollout(phase="step", step=0, weight=10, check_started_at=10.0, next_check_at=20.0)
+    first = phases.after_analysis(rollout, CANARY, "inconclusive", evidence, 20.0, deadline=600.0)
+    assert [d["verdict"] for d in first.decisions] == ["inconclusive"]
+    assert first.message == ("waiting for traffic at 10% of traffic: canary served 0 requests (minRequests 50); "
+                             "fails with InsufficientTraffic in 590s")
+    again = phases.after_analysis(first, CANARY, "inconclusive", evidence, 25.0, deadline=600.0)
+    assert again.decisions == first.decisions  # no second record, so no second event
+    assert (again.next_check_at, again.check_started_at, again.status) == (30.0, 10.0, "progressing")
+    assert again.message.endswith("fails with InsufficientTraffic in 585s")
+    failed = phases.after_analysis(again, CANARY, "inconclusive", evidence, 610.0, deadline=600.0)
+    assert (failed.status, failed.reason, failed.phase, failed.weight) == ("failed", "InsufficientTraffic",
+                                                                           "rolled-back", 0)
+    assert "too little traffic to judge the canary at 10% of traffic within the progress deadline (600s)" \
+        in failed.message
+    assert failed.decisions[-1]["action"] == "rollback" and len(failed.decisions) == 2
+    assert [phases.decision_reason(d) for d in failed.decisions] == ["AnalysisInconclusive", "InsufficientTraffic"]
+
+
+def test_traffic_arriving_after_a_hold_is_judged_as_usual() -> None:
+    rollout = canary_rollout(phase="step", step=0, weight=10, check_started_at=10.0, next_check_at=20.0)
+    held = phases.after_analysis(rollout, CANARY, "inconclusive", {"summary": "few"}, 20.0, deadline=600.0)
+    passed = phases.after_analysis(held, CANARY, "pass", {"summary": "ok"}, 30.0, deadline=600.0)
+    assert (passed.step, passed.weight) == (1, 50) and [d["verdict"] for d in passed.decisions] == ["inconclusive", "pass"]

@@ -42,7 +42,7 @@ def test_the_shop_exports_the_layout_and_every_built_object_validates(tmp_path, 
     assert catalog["spec"]["replicas"] == 3 and catalog["metadata"]["namespace"] == "shop"
     container = catalog["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.example.com/shop/catalog:1.0.0@{DIGEST}"
-    assert container["resources"]["limits"] == {"cpu": "250m", "memory": "128Mi"}
+    assert container["resources"]["limits"] == {"cpu": "100m", "memory": "128Mi"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert catalog["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 5
     assert "preStop" in container["lifecycle"]

@@ -48,7 +48,7 @@ class FakeEnvironment:
         rendered = render(directory, "dev")
         return build_desired(rendered, self.store, self.state_dir, revision, assign_endpoints(rendered, self.store, set()))
 
-    def install(self, desired: DesiredState, origin: str) -> None:
+    def install(self, desired: DesiredState, origin: str, directory: Path | None = None) -> None:
         if not self.reconciler.suspended:
             self.overrides = {}
         self.base = desired
@@ -183,3 +183,12 @@ def test_webhook_without_a_secret_is_refused(origin: Origin, tmp_path: Path):
     follower = Follower(env, settings, Mirror(env.state_dir / "git", settings.url))
     code, answer = follower.handle_push(b"{}", sign(b"{}"))
     assert code == 403 and "--webhook-secret-file" in answer["message"]
+
+
+@pytest.mark.parametrize("body", [json.dumps({"push": {"changes": []}}).encode(),  # Bitbucket
+                                  json.dumps({"zen": "ping"}).encode(), b"pipeline 42 done", b""])
+def test_a_signed_delivery_that_is_not_a_push_still_fetches(setup, body: bytes):
+    _, _, follower = setup
+    assert follower.handle_push(body, None)[0] == 401 and follower._requested is None
+    code, answer = follower.handle_push(body, sign(body))
+    assert code == 202 and answer["accepted"] and follower._requested == "webhook"

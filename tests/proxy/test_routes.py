@@ -121,3 +121,23 @@ def test_ingress_orders_longest_prefix_first_and_applies_wildcard_rules_to_every
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (30, "30s"), (0.25, "0.25s"), (1.5, "1.5s")])
 def test_duration(seconds: float, text: str) -> None:
     assert routes.duration(seconds) == text
+
+
+def test_a_parallel_run_copies_only_its_listed_methods_to_the_comparator() -> None:
+    found = entries((100, 0), compare_cluster="catalog.parallel-run", compare_percent=10,
+                    compare_methods=("GET", "POST"))
+    copying = [e for e in found if "request_mirror_policies" in e["route"]]
+    methods = [e["match"]["headers"][0]["string_match"]["safe_regex"]["regex"] for e in copying]
+    assert methods == ["GET", "POST"]  # first, each with its own retry rule
+    assert [e["route"]["retry_policy"]["retry_on"] for e in copying] == [
+        routes.RETRY_ON_IDEMPOTENT, routes.RETRY_ON_OTHERS]
+    assert copying[0]["route"]["request_mirror_policies"] == [
+        {"cluster": "catalog_parallel-run",
+         "runtime_fraction": {"default_value": {"numerator": 100000, "denominator": "MILLION"}}}]
+    assert found[: len(copying)] == copying and len(found) == len(copying) + 2
+    assert all("request_mirror_policies" not in e["route"] for e in found[len(copying):])
+
+
+def test_without_listed_methods_nothing_is_copied() -> None:
+    found = entries((100, 0), compare_cluster="catalog.parallel-run", compare_percent=10)
+    assert len(found) == 2 and all("request_mirror_policies" not in e["route"] for e in found)

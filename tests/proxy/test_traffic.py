@@ -101,3 +101,13 @@ def test_older_scrapes_are_thinned_and_unchanged_clusters_share_their_value() ->
     assert window is not None and 299 <= window.seconds < 310  # based on a coarse scrape at or before 300
     assert window.requests == window.seconds and window.request_rate == 1.0
     assert history._samples[0].clusters["idle.r1"] is history._samples[-1].clusters["idle.r1"]
+
+
+def test_increments_are_the_traffic_between_consecutive_scrapes_from_since() -> None:
+    history = TrafficHistory()
+    for at, total in ((100.0, 10), (101.0, 30), (102.0, 70), (103.0, 75)):
+        history.add(at, {"a.r1": stats(total, total // 10), "a.r2": stats(2 * total, 0)})
+    steps = history.increments("a.r1", 101.5)
+    assert [(w.requests, w.errors_5xx, w.seconds) for w in steps] == [(40, 4, 1.0), (5, 0, 1.0)]
+    assert [w.requests for w in history.increments("a.r2", 101.5)] == [80, 10]  # the same scrapes
+    assert len(history.increments("a.r1", 0.0)) == 3 and history.increments("a.r1", 200.0) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shipyard.runtime.base import InstanceSpec, Limits
-from shipyard.runtime.sandbox import DEFAULT_PATH, bwrap_argv, direct_argv, service_env, writable_paths
+from shipyard.runtime.sandbox import DEFAULT_PATH, bwrap_argv, command_argv, direct_argv, service_env, writable_paths
 
 
 def make_spec(**overrides: object) -> InstanceSpec:
@@ -78,3 +78,16 @@ def test_service_env_adds_only_a_missing_path() -> None:
 def test_writable_paths() -> None:
     assert writable_paths(make_spec(), sandboxed=True) == ("/state/data/catalog", "/tmp", "/dev")
     assert writable_paths(make_spec(), sandboxed=False) == ("/",)
+
+
+def test_command_argv_masks_the_state_dir_and_runs_read_only_in_the_workdir() -> None:
+    argv = command_argv(["./smoke.sh", "a b"], Path("/state/revisions/abc"), [Path("/state")], "/usr/bin/bwrap")
+    assert argv[:4] == ["/usr/bin/bwrap", "--ro-bind", "/", "/"]
+    assert argv[-3:] == ["--", "./smoke.sh", "a b"]
+    assert "--die-with-parent" in argv and pairs(argv, "--cap-drop") == ["ALL"]
+    assert pairs(argv, "--tmpfs") == ["/tmp", "/state"] and pairs(argv, "--remount-ro") == ["/state"]
+    # the mount point is made inside the masked dir before it turns read-only, then the revision is bound there
+    assert argv.index("--dir") < argv.index("--remount-ro") < argv.index("--chdir")
+    assert pairs(argv, "--dir") == ["/state/revisions/abc"] and pairs(argv, "--chdir") == ["/state/revisions/abc"]
+    outside = command_argv(["true"], Path("/srv/shop"), [Path("/state")])
+    assert "--dir" not in outside and pairs(outside, "--ro-bind")[-1] == "/srv/shop"

@@ -76,3 +76,18 @@ def test_push_matches_the_followed_ref(followed: str, matches: bool) -> None:
     assert Push("refs/heads/main", SHA).matches(followed) is matches
     ref, after = Push("refs/heads/main", SHA)  # a push is also the (ref, after) pair
     assert (ref, after) == ("refs/heads/main", SHA)
+
+
+@pytest.mark.parametrize(
+    "headers, signature",
+    [
+        ({"X-Hub-Signature-256": "sha256=ab", "X-Hub-Signature": "sha1=cd"}, "sha256=ab"),  # GitHub sends both
+        ({"X-Hub-Signature": "sha256=ab"}, "sha256=ab"),  # Bitbucket
+        ({"X-Hub-Signature": "sha1=cd"}, None),  # SHA-1 only: not accepted
+        ({}, None),
+    ],
+)
+def test_signature_header_prefers_sha256_under_either_name(headers: dict[str, str], signature: str | None) -> None:
+    from shipyard.source.webhook import signature_header
+
+    assert signature_header(headers) == signature

@@ -93,6 +93,8 @@ def test_the_defaults_shown_are_those_render_fills_in() -> None:
     table = _table("Service")
     checked = 0
     for key, (_, default) in table.items():
+        if key == "artifact.path":
+            continue  # written by the minimal service itself (one of path and image is required)
         if key in rendered and default.startswith("`"):
             assert default == f"`{docs._yaml(rendered[key])}`", key
             checked += 1

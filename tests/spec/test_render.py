@@ -150,7 +150,7 @@ def test_an_overlay_merges_onto_the_base(shop: ShopCopy) -> None:
     assert catalog.replicas == 3                               # overlay scalar
     assert catalog.env == {"CATALOG_CURRENCY": "USD"}           # overlay map, key by key
     assert catalog.ingress is not None and catalog.ingress.host == "catalog.shop.localhost"  # base, untouched
-    assert catalog.resources.cpu == 0.25 and catalog.resources.memory == 128 * 1024**2
+    assert catalog.resources.cpu == 0.1 and catalog.resources.memory == 128 * 1024**2  # memory from the overlay
     assert catalog.health.readiness.interval == 0.5            # base
     assert catalog.strategy.canary.steps == [10, 50, 100]      # overlay list replaces the default
 

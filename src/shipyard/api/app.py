@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from shipyard.api.gitops import FOLLOWING_GIT, gitops_routes
+from shipyard.api.input import JSON_ERRORS, BodyLimit, json_body, optional_str, query_int
 from shipyard.api.rollouts import rollout_routes
 from shipyard.engine.metrics import render_metrics
 from shipyard.engine.status import status_document
@@ -26,8 +28,8 @@ def build_app(plane: "ControlPlane") -> Starlette:
         return JSONResponse(status_document(plane.reconciler, plane.api, plane.source_status()))
 
     async def apply(request: Request) -> Response:
-        body: dict[str, Any] = await request.json() if await request.body() else {}
-        directory = Path(body["directory"]) if body.get("directory") else None
+        body = await json_body(request)
+        directory = Path(text) if (text := optional_str(body, "directory")) else None
         if plane.follower is not None:
             return _error(409, "FollowingGit", FOLLOWING_GIT)
         if plane.reconciler.suspended:
@@ -50,8 +52,8 @@ def build_app(plane: "ControlPlane") -> Starlette:
         return JSONResponse({"stopped": True})
 
     async def events(request: Request) -> Response:
-        after = int(request.query_params.get("after", 0))
-        limit = int(request.query_params.get("limit", 200))
+        after = query_int(request, "after", 0, maximum=2**62) if "after" in request.query_params else None
+        limit = query_int(request, "limit", 200)
         return JSONResponse(plane.store.events(after=after, limit=limit))
 
     async def metrics(request: Request) -> Response:
@@ -59,7 +61,7 @@ def build_app(plane: "ControlPlane") -> Starlette:
 
     async def rollout_history(request: Request) -> Response:
         service = request.path_params["service"]
-        return JSONResponse([vars(r) for r in plane.store.rollout_history(service)])
+        return JSONResponse([_with_artifact(plane.store, vars(r)) for r in plane.store.rollout_history(service)])
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -75,8 +77,15 @@ def build_app(plane: "ControlPlane") -> Starlette:
     ]
     routes += rollout_routes(plane)
     routes += gitops_routes(plane)
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)], exception_handlers=JSON_ERRORS)
 
 
 def _error(code: int, reason: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": reason, "message": message, **extra}, status_code=code)
+
+
+def _with_artifact(store: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """A rollout record with its target release's version and artifact digest (None for a local source)."""
+    release = store.release(record.get("target") or "")
+    return {**record, "version": release.version if release else None,
+            "digest": (release.digest or None) if release else None}

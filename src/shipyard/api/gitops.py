@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shipyard.api.input import json_body, query_int
 from shipyard.errors import ShipyardError
-from shipyard.source.webhook import SIGNATURE_HEADER
+from shipyard.source.webhook import signature_header
 
 if TYPE_CHECKING:
     from shipyard.daemon import ControlPlane
@@ -23,7 +24,7 @@ def gitops_routes(plane: "ControlPlane") -> list[Route]:
         body = await request.body()  # the signature covers the raw bytes
         if plane.follower is None:
             return _error(404, "NotFollowing", NOT_FOLLOWING)
-        code, answer = plane.follower.handle_push(body, request.headers.get(SIGNATURE_HEADER))
+        code, answer = plane.follower.handle_push(body, signature_header(request.headers))
         return JSONResponse(answer, status_code=code)
 
     async def sync(request: Request) -> Response:
@@ -33,13 +34,14 @@ def gitops_routes(plane: "ControlPlane") -> list[Route]:
         return JSONResponse({**outcome.to_dict(), "source": plane.source_status()})
 
     async def history(request: Request) -> Response:
-        limit = int(request.query_params.get("limit", 50))
+        limit = query_int(request, "limit", 50)
         return JSONResponse(plane.store.history(limit=limit))
 
     async def scale(request: Request) -> Response:
-        body: dict[str, Any] = await request.json()
+        body = await json_body(request, required=True)
         service, replicas = body.get("service"), body.get("replicas")
-        if not isinstance(service, str) or not isinstance(replicas, int) or replicas < 0:
+        if not isinstance(service, str) or not isinstance(replicas, int) or isinstance(replicas, bool) \
+                or not 0 <= replicas <= 10_000:
             return _error(400, "BadRequest", "expected {\"service\": NAME, \"replicas\": N ≥ 0}")
         try:
             declared = plane.scale(service, replicas)

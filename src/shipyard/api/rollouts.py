@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shipyard.api.input import json_body, optional_str
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
@@ -19,15 +20,15 @@ def rollout_routes(plane: "ControlPlane") -> list[Route]:
     reconciler = plane.reconciler
 
     async def undo(request: Request) -> Response:
-        body: dict[str, Any] = await request.json() if await request.body() else {}
+        body = await json_body(request)
         try:
-            release = reconciler.undo(request.path_params["service"], body.get("to"))
+            release = reconciler.undo(request.path_params["service"], optional_str(body, "to"))
         except ShipyardError as exc:
             return JSONResponse({"error": "UndoRefused", "message": str(exc)}, status_code=409)
         return JSONResponse({"release": release.id, "version": release.version})
 
     async def command(request: Request) -> Response:
-        body: dict[str, Any] = await request.json() if await request.body() else {}
+        body = await json_body(request)
         verb = request.path_params["verb"]
         if verb not in VERBS:
             return JSONResponse({"error": "NotFound", "message": f"no rollout command {verb!r}"}, status_code=404)
@@ -37,7 +38,16 @@ def rollout_routes(plane: "ControlPlane") -> list[Route]:
             return JSONResponse({"error": f"{verb.capitalize()}Refused", "message": str(exc)}, status_code=409)
         return JSONResponse(dataclasses.asdict(rollout))
 
-    return [Route("/rollouts/{service}/undo", undo, methods=["POST"]),
+    async def diff(request: Request) -> Response:
+        service = request.path_params["service"]
+        report = reconciler.parallel.summary(service)
+        if report is None:
+            return JSONResponse({"error": "NotFound", "message": f"{service} has had no parallel run: set "
+                                 f"strategy.canary.parallelRun and roll out a new release"}, status_code=404)
+        return JSONResponse(report)
+
+    return [Route("/rollouts/{service}/diff", diff, methods=["GET"]),
+            Route("/rollouts/{service}/undo", undo, methods=["POST"]),
             Route("/rollouts/{service}/{verb:str}", command, methods=["POST"])]
 
 

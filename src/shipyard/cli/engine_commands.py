@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import subprocess
 import sys
 import time
@@ -12,12 +13,12 @@ from typing import Any
 
 import click
 
-from shipyard.cli.client import STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
+from shipyard.cli.client import STATE_DIR_ONLY_OPTION, STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
-from shipyard.state.control import read_control
+from shipyard.state.control import PRIVATE_UMASK, read_control
 from shipyard.errors import ControlPlaneError
 from shipyard.spec.render import render
-from shipyard.spec.units import parse_cpu, parse_duration, parse_memory
+from shipyard.spec.units import format_cpu, format_memory_approx, parse_cpu, parse_duration, parse_memory
 
 
 def _capacity(value: str | None) -> dict[str, str]:
@@ -38,6 +39,17 @@ def _capacity(value: str | None) -> dict[str, str]:
     return result
 
 
+def _listen_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from shipyard.api.listeners import parse_listen
+
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @click.command(epilog="""\b
 Examples:
   shipyard up examples/shop --env dev --detach      # start in the background, wait until ready
@@ -47,6 +59,10 @@ Examples:
       --interval 1m --webhook-secret-file /etc/shipyard/hook-secret   # follow a branch
   shipyard up --git ~/src/shop --path deploy --env dev --detach        # a local repository, committed state only
   shipyard up --env prod --detach                   # restart: follow what this state dir followed before
+  shipyard up . --env prod --detach --api-listen 0.0.0.0:7070   # also on TCP, token in .shipyard/prod/token
+
+Environments on one machine share a capacity ledger ($SHIPYARD_LEDGER, default ~/.shipyard/ledger.json):
+each plans within what the others hold, and `status` shows them.
 """)
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False)
 @click.option("--env", "environment", metavar="NAME", required=True, help="The environment this control plane keeps.")
@@ -57,14 +73,17 @@ Examples:
 @click.option("--interval", metavar="DURATION", help="With --git: how often to fetch, e.g. 30s or 5m [default: 30s].")
 @click.option("--webhook-secret-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
               help="With --git: accept push webhooks (POST API/hooks/git) signed with the secret in FILE.")
-@STATE_DIR_OPTION
+@STATE_DIR_ONLY_OPTION
 @click.option("--detach", is_flag=True, help="Run in the background; return once the first revision is applied.")
 @click.option("--capacity", metavar="cpu=N,memory=SIZE", help="Schedule against this instead of the machine's size.")
 @click.option("--ingress-port", type=int, default=8080, show_default=True, help="Port of the ingress listener.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="With --detach: how long to wait for ready.")
+@click.option("--api-listen", metavar="HOST:PORT", callback=_listen_address,
+              help="Also serve the API over TCP (for webhooks and remote CLIs); every request but GET /healthz and "
+                   "the signed POST /hooks/git needs `Authorization: Bearer $(cat STATE/token)`.")
 def up(directory: Path | None, environment: str, git_url: str | None, ref: str | None, subdir: str | None,
        interval: str | None, webhook_secret_file: Path | None, state_dir: Path | None, detach: bool,
-       capacity: str | None, ingress_port: int, timeout: float) -> None:
+       capacity: str | None, ingress_port: int, timeout: float, api_listen: str | None) -> None:
     """Start the control plane of an environment and keep it in the desired state.
 
     DIRECTORY (default `.`) is applied as it is on disk, again on `shipyard apply`. With --git the
@@ -72,11 +91,14 @@ def up(directory: Path | None, environment: str, git_url: str | None, ref: str |
     signed push webhook, and applies each new commit that validates, from a clean snapshot.
     """
     state = resolve_state_dir(state_dir, environment).resolve()
+    os.umask(PRIVATE_UMASK)  # the state dir (git mirror, credentials, log) is private from the start
     git = _GitOptions(git_url, ref, subdir, interval, webhook_secret_file)
     argv = [sys.executable, "-m", "shipyard.daemon", "--env", environment, "--state-dir", str(state),
             "--ingress-port", str(ingress_port), *_source_args(directory, git, environment, state)]
     for flag, amount in _capacity(capacity).items():
         argv += [flag, amount]
+    if api_listen:
+        argv += ["--api-listen", api_listen]
     if not detach:
         from shipyard.daemon import main as daemon_main
 
@@ -98,6 +120,8 @@ def _source_args(directory: Path | None, git: _GitOptions, environment: str, sta
     """The daemon's source options; the source is validated here first, so errors show before anything starts."""
     from shipyard.gitops.precheck import InvalidHead, precheck
     from shipyard.gitops.settings import SourceSettings, stored_settings
+    from shipyard.source.credentials import save_password, split_credentials
+    from shipyard.source.gitcli import normalize_url
 
     if directory is not None and git.url:
         raise click.UsageError("give a DIRECTORY or --git URL, not both")
@@ -118,7 +142,10 @@ def _source_args(directory: Path | None, git: _GitOptions, environment: str, sta
         seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)  # a bare number: seconds
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--interval") from None
-    settings = SourceSettings.create(git.url, git.ref, git.subdir, seconds, git.secret_file)
+    url, password = split_credentials(normalize_url(git.url))
+    if password is not None:  # the daemon's argv and the store get the URL without it
+        save_password(state / "git", password)
+    settings = SourceSettings.create(url, git.ref, git.subdir, seconds, git.secret_file)
     settings.read_secret()  # an unreadable or empty secret file: say so now
     try:
         precheck(settings, state, environment, warn=lambda text: info(f"warning: {text}"))
@@ -132,9 +159,9 @@ def _source_args(directory: Path | None, git: _GitOptions, environment: str, sta
 
 
 def _start_detached(argv: list[str], state: Path, timeout: float) -> None:
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = state / "control-plane.log"
-    with open(log_path, "ab") as log_file:
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log_file:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                    start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -153,7 +180,7 @@ def _wait_for_api(process: subprocess.Popen[bytes], state: Path, log_path: Path,
             raise ControlPlaneError(f"the control plane exited with status {code}: {reason.removeprefix('Error: ')}")
         control = read_control(state)
         if control and control["pid"] == process.pid:
-            client = Client(state)
+            client = Client(state, remote=False)
             try:
                 if client.request("GET", "/status", timeout=2).get("revision"):
                     return client
@@ -163,11 +190,15 @@ def _wait_for_api(process: subprocess.Popen[bytes], state: Path, log_path: Path,
     raise ControlPlaneError(f"the control plane did not come up in time; see {log_path}")
 
 
+CRASH_LOOP = 3  # crashes in a row after which `up --detach` stops waiting: the service is crash-looping
+
+
 def _wait_ready(client: Client, deadline: float) -> None:
     last = ""
     while time.monotonic() < deadline:
         status = client.request("GET", "/status")
         services = status["services"]
+        _fail_on_crash_loop(client.state_dir, services)
         line = ", ".join(f"{s['name']} {s['ready_replicas']}/{s['desired_replicas']}" for s in services)
         if line != last:
             info(f"waiting: {line}")
@@ -176,6 +207,36 @@ def _wait_ready(client: Client, deadline: float) -> None:
             return
         time.sleep(0.2)
     info("warning: not every service is ready yet; see `shipyard status` and `shipyard events`")
+
+
+def _artifact_text(artifact: dict[str, Any] | None) -> str | None:
+    """`catalog@sha256:1a2b3c4d5e6f` for a built image, `local source` for `artifact.path`."""
+    if not artifact:
+        return None
+    if artifact.get("source") == "image":
+        return f"{artifact['image']}@{artifact['digest'][:19]}"
+    return "local source"
+
+
+def _fail_on_crash_loop(state: Path, services: list[dict[str, Any]]) -> None:
+    """Stop waiting when an instance has crashed CRASH_LOOP times in a row: say which, how, and what it printed."""
+    from shipyard.cli.logs import last_lines
+
+    for service in services:
+        for instance in service["instances"]:
+            if instance.get("crashes", 0) >= CRASH_LOOP and instance["state"] in ("exited", "failed"):
+                how = "was OOM-killed" if instance["oom_killed"] else (
+                    f"exited with code {instance['exit_code']}" if instance["exit_code"] is not None
+                    else f"failed: {instance['message']}")
+                lines = last_lines(state, instance["id"], 10)
+                if lines:
+                    info(f"last lines of {instance['id']}'s log:")
+                    for line in lines:
+                        info(f"  {line}")
+                raise ControlPlaneError(
+                    f"service {service['name']} is crash-looping: instance {instance['id']} {how} "
+                    f"({instance['crashes']} crashes in a row); the control plane keeps running and retrying - "
+                    f"see `shipyard logs {service['name']}`, fix it and `shipyard apply`, or `shipyard down`")
 
 
 def _print_summary(status: dict[str, Any]) -> None:
@@ -227,7 +288,7 @@ def down(state_dir: Path | None) -> None:
         return
     client.request("POST", "/down", timeout=600)
     deadline = time.monotonic() + 10
-    while client.alive() and time.monotonic() < deadline:
+    while client.pid is not None and client.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     info(f"stopped {state}")
 
@@ -273,9 +334,12 @@ def status(state_dir: Path | None, output: str) -> None:
                + ("  SUSPENDED" if document.get("suspended") else ""))
     if document.get("source"):
         click.echo(_source_line(document["source"]))
+    if document.get("flags"):
+        click.echo(f"flags {len(document['flags'])} served over OFREP at {document.get('ofrep')}  "
+                   "(shipyard flags list)")
     rows = [(s["name"], s["version"], f"{s['ready_replicas']}/{s['desired_replicas']}", s["endpoint"],
-             _rollout_text(s.get("rollout"))) for s in document["services"]]
-    table(["service", "version", "ready", "endpoint", "rollout"], rows)
+             _rollout_text(s.get("rollout")), _artifact_text(s.get("artifact"))) for s in document["services"]]
+    table(["service", "version", "ready", "endpoint", "rollout", "artifact"], rows)
     click.echo()
     table(["instance", "version", "state", "pid", "port", "restarts", "last exit", "sandbox", "memory", "cpu"],
           [_instance_row(i) for s in document["services"] for i in s["instances"]])
@@ -286,8 +350,22 @@ def status(state_dir: Path | None, output: str) -> None:
         table([f"traffic (last {window:g}s)", "release", "version", "requests", "req/s", "success", "p50", "p95", "p99"],
               [_traffic_row(name, r) for name, r in traffic])
         click.echo()
+    if document.get("capacity"):
+        click.echo(_capacity_line(document["capacity"]))
+        click.echo()
     table(["condition", "status", "reason", "message"],
           [(c["type"], c["status"], c["reason"], c["message"]) for c in document["conditions"]])
+
+
+def _capacity_line(capacity: dict[str, Any]) -> str:
+    """Machine capacity, what this environment holds and what the others on the machine hold."""
+    def amount(held: dict[str, Any]) -> str:
+        return f"{format_cpu(held['cpu'])} CPU / {format_memory_approx(held['memory'])}"
+
+    line = (f"capacity {amount(capacity)}; this environment holds {amount(capacity['held'])}; "
+            f"free {amount(capacity['free'])}")
+    others = "; ".join(f"{o['environment']} ({o['state_dir']}) {amount(o)}" for o in capacity["others"])
+    return line + (f"; other environments: {others}" if others else "; no other environment on this machine")
 
 
 def _traffic_row(service: str, release: dict[str, Any]) -> tuple[Any, ...]:
@@ -375,12 +453,22 @@ def events(state_dir: Path | None, follow: bool, limit: int, output: str) -> Non
     while True:
         for event in batch:
             stamp = datetime.datetime.fromtimestamp(event["time"]).strftime("%H:%M:%S.%f")[:-3]
-            click.echo(f"{stamp}  {event['type']:<7} {event['object']:<28} {event['reason']:<18} {event['message']}")
-            last = event["id"]
+            click.echo(f"{stamp}  {event['type']:<7} {event['object']:<28} {event['reason']:<18} "
+                       f"{_count_text(event.get('count', 1)):>5}  {event['message']}")
+            last = max(last, event["id"])
         if not follow:
             return
-        time.sleep(0.5)
-        batch = client.request("GET", f"/events?after={last}&limit=500")
+        if len(batch) < FOLLOW_PAGE:  # a full page means a burst: read on at once, without a gap
+            time.sleep(0.5)
+        batch = client.request("GET", f"/events?after={last}&limit={FOLLOW_PAGE}")
+
+
+FOLLOW_PAGE = 500
+
+
+def _count_text(count: int) -> str:
+    """How often the event happened (`x3`), like the COUNT column of `kubectl get events`."""
+    return f"x{count}"
 
 
 COMMANDS = [up, apply, down, status, logs, events]

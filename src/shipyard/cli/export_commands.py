@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -13,6 +13,7 @@ from shipyard.export.repository import Settings, export_project
 from shipyard.export.validate import load_crds, validate_objects
 from shipyard.export.write import write_export
 from shipyard.export.yamltext import load_documents
+from shipyard.spec.load import load_project
 
 
 @click.group()
@@ -39,7 +40,7 @@ Examples:
 @click.option("--env", "environments", metavar="ENV", multiple=True, help="Export only these environments "
               "(repeatable; default: every environment of the promotion path).")
 @click.option("--registry", metavar="HOST[:PORT]/PREFIX", envvar="SHIPYARD_EXPORT_REGISTRY",
-              help="Where the cluster pulls images from [default: `registry:` of shipyard.yaml].")
+              help="Where the cluster pulls images from [default: `store:` of shipyard.yaml when it is a registry].")
 @click.option("--repo-url", default="https://git.example.com/shop-cluster.git", show_default=True,
               help="The git repository Flux will follow (where you push the exported directory).")
 @click.option("--branch", default="main", show_default=True, help="Its branch.")
@@ -52,8 +53,8 @@ def kubernetes(project: Path, out: Path, environments: tuple[str, ...], registry
     """Export the project to Kubernetes + Flux + Flagger manifests."""
     registry = registry or _project_registry(project)
     if not registry:
-        raise ExportError("no registry to pull images from: pass --registry HOST[:PORT]/PREFIX (or set `registry:` "
-                          "in shipyard.yaml); a cluster cannot read Shipyard's embedded artifact store")
+        raise ExportError("no registry to pull images from: pass --registry HOST[:PORT]/PREFIX (or make `store:` of "
+                          "shipyard.yaml a registry); a cluster cannot read Shipyard's embedded artifact store")
     result = export_project(project, list(environments) or None, registry_resolver(registry, _digest_lookup(project)),
                             Settings(repo_url=repo_url, branch=branch, namespace=namespace))
     crds = load_crds(crd_dir) if crd_dir else None
@@ -82,24 +83,28 @@ def _objects(files: dict[str, str]) -> list[dict[str, object]]:
 
 
 def _project_registry(project: Path) -> str | None:
-    from ruamel.yaml import YAML
+    """The project's `store:` when it is a registry: where its images already are."""
+    from shipyard.artifacts.registry import is_registry
 
-    try:
-        data = YAML(typ="safe").load((project / "shipyard.yaml").read_text())
-    except (OSError, ValueError):
-        return None
-    value = data.get("registry") if isinstance(data, dict) else None
-    return str(value) if value else None
+    source = load_project(project)
+    store = source.project.store if source.project else None
+    return store if store and is_registry(store) else None
 
 
-def _digest_lookup(project: Path):  # type: ignore[no-untyped-def]
-    """Digests come from the artifact store when one is configured; without it, tags alone."""
-    del project
-    store = os.environ.get("SHIPYARD_STORE")
+def _digest_lookup(project: Path) -> Callable[[str, str], str | None]:
+    """Digests from the project's artifact store (`store:`, SHIPYARD_STORE or the default one); None when the
+    store does not know the version (the image is then named by tag alone)."""
+    from shipyard.artifacts.errors import ArtifactError
+    from shipyard.artifacts.stores import open_store, store_location
+
+    source = load_project(project)
+    store = open_store(store_location(None, source.project.store if source.project else None, project))
 
     def lookup(name: str, version: str) -> str | None:
-        del name, version, store
-        return None
+        try:
+            return store.resolve(name, version)
+        except ArtifactError:
+            return None
 
     return lookup
 

@@ -24,10 +24,18 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from shipyard.cli import engine_commands, export_commands, gitops_commands, rollout_commands, spec_commands
+    from shipyard.cli import engine_commands, export_commands, flag_commands, gitops_commands, rollout_commands
+    from shipyard.cli import spec_commands
 
     for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS, *gitops_commands.COMMANDS,
-                    *rollout_commands.COMMANDS, *export_commands.COMMANDS]:
+                    *rollout_commands.COMMANDS, *export_commands.COMMANDS, *flag_commands.COMMANDS]:
+        cli.add_command(command)
+    from shipyard.cli import artifact_commands
+    for command in artifact_commands.COMMANDS:
+        cli.add_command(command)
+    from shipyard.cli import db_commands, secret_commands
+
+    for command in [*secret_commands.COMMANDS, *db_commands.COMMANDS]:
         cli.add_command(command)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,19 @@ def status(service: str, wait: bool, timeout: float, state_dir: Path | None, out
         time.sleep(0.2)
     if output != "table":
         emit({"service": service, "state": state, "release": entry["release"], "rollout": rollout_record,
-              "ready_replicas": entry["ready_replicas"], "desired_replicas": entry["desired_replicas"]}, output)
+              "ready_replicas": entry["ready_replicas"], "desired_replicas": entry["desired_replicas"],
+              "conditions": entry["conditions"]}, output)
     if state == "failed":
         raise click.exceptions.Exit(1)
 
 
 def _service(client: Client, name: str) -> dict[str, Any]:
-    for entry in client.request("GET", "/status")["services"]:
+    document = client.request("GET", "/status")
+    for entry in document["services"]:
         if entry["name"] == name:
-            return dict(entry)
+            # The service's own conditions (e.g. Schedulable False): why a rollout may be waiting.
+            return {**entry, "conditions": [c for c in document.get("conditions", []) if c.get("object") == name
+                                            and c["type"] == "Schedulable"]}
     raise click.UsageError(f"no service {name!r} in this environment")
 
 
@@ -82,8 +87,16 @@ def _describe(entry: dict[str, Any], record: dict[str, Any] | None, state: str) 
         if record.get("decisions"):
             last = record["decisions"][-1]
             text += f"\n  last decision: {last.get('reason', '')}"
-            if last.get("summary"):
+            checks = [c for c in last.get("checks") or [] if isinstance(c, dict) and c.get("reason")]
+            if checks:  # one line per entry: its evidence and how far it is from each decision
+                text += "".join(f"\n    {c.get('check')}: {c.get('verdict')} — {c['reason']}" for c in checks)
+            elif last.get("summary"):
                 text += f"\n    {last['summary']}"
+    if record and state not in ("complete", "failed", "pending"):
+        if record.get("waiting"):
+            text += f"\n  waiting: {record['waiting']}"
+        for condition in entry.get("conditions", []):
+            text += f"\n  {condition['type']} {condition['status']} {condition['reason']}: {condition['message']}"
     if record and state in ("complete", "failed") and record.get("message"):
         text += f"; {record['message']}"
     return text
@@ -102,9 +115,10 @@ def history(service: str, state_dir: Path | None, output: str) -> None:
     if output != "table":
         emit(records, output)
         return
-    table(["started", "release", "from", "strategy", "status", "message"],
+    table(["started", "release", "version", "digest", "from", "strategy", "status", "message"],
           [(datetime.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"), r["target"],
-            r["previous"], r["strategy"], r["status"], r["message"]) for r in records])
+            r.get("version"), (r.get("digest") or "local source")[:19], r["previous"], r["strategy"], r["status"],
+            r["message"]) for r in records])
 
 
 @rollout.command(epilog="""\b
@@ -128,6 +142,48 @@ def undo(service: str, to: str | None, state_dir: Path | None, output: str) -> N
         return
     click.echo(f"{service}: rolling back to release {result['release']} (version {result['version']}); "
                f"follow it with `shipyard rollout status {service}`")
+
+
+@rollout.command(epilog="""\b
+Examples:
+  shipyard rollout diff catalog            # differences by route and field, noise cancelled
+  shipyard rollout diff catalog -o json
+
+A canary with `strategy.canary.parallelRun` copies a share of live requests to a comparator, which
+asks the candidate and two live instances; fields differing between the two live answers are noise.
+""")
+@click.argument("service")
+@STATE_DIR_OPTION
+@OUTPUT_OPTION
+def diff(service: str, state_dir: Path | None, output: str) -> None:
+    """Show the parallel run of SERVICE's canary: the candidate's differences from the live release."""
+    report = Client(resolve_state_dir(state_dir)).request("GET", f"/rollouts/{service}/diff")
+    if output != "table":
+        emit(report, output)
+        return
+    for line in diff_lines(report):
+        click.echo(line)
+
+
+def diff_lines(report: dict[str, Any]) -> list[str]:
+    """The parallel-run report as text: a header, one line per (route, field) with examples, the noise."""
+    state = "comparing" if report.get("active") else "stopped"
+    settings = report.get("settings", {})
+    limit = settings.get("maxDifferences")
+    lines = [f"{report['service']}: parallel run of {report['release']} ({state}): {report['compared']} request(s) "
+             f"compared, {report['differing']} with unexplained differences"
+             + (f", maxDifferences {limit}" if limit is not None else "")
+             + (f", {report['failed']} not compared (a target did not answer)" if report.get("failed") else "")]
+    if not report["differences"]:
+        lines.append("  no unexplained difference")
+    for entry in report["differences"]:
+        lines.append(f"  {entry['route']}  {entry['field']}  {entry['count']}")
+        for example in entry["examples"]:
+            lines.append(f"      live {json.dumps(example['primary'])} → candidate {json.dumps(example['candidate'])}")
+    for route, fields in report.get("noise", {}).items():
+        if fields:
+            lines.append(f"  noise cancelled on {route}: {', '.join(fields)}")
+    return lines
 
 
 def _command(verb: str, summary: str, examples: str, has_full: bool = False) -> None:

@@ -41,7 +41,7 @@ class Evaluation:
 
 async def evaluate(entries: Sequence[AnalysisEntry], canary: WindowStats,
                    primary: WindowStats | None, *, min_requests: int, service: str, release: str,
-                   prometheus_url: str | None) -> Evaluation:
+                   prometheus_url: str | None, judged: Sequence[Decision] = ()) -> Evaluation:
     """Judge `entries` over the canary's (and primary's) window; one decision per entry.
 
     While the canary served fewer than `min_requests` requests the evaluation holds
@@ -49,16 +49,20 @@ async def evaluate(entries: Sequence[AnalysisEntry], canary: WindowStats,
     from so little traffic, and no Prometheus query is made. With enough traffic and no entries
     it passes. A Prometheus entry queries its own `address`, else `prometheus_url`; with
     neither it fails, as does an entry the checks refuse (a release is not promoted blind).
+    `judged` are decisions made elsewhere (the sequential compare entries) that count with them,
+    and are shown while holding too.
     """
     if canary.requests < min_requests:
-        return _finish((_holding(canary, min_requests),))
+        return _finish((_holding(canary, min_requests), *judged))
+    if not entries and judged:
+        return _finish(tuple(judged))
     if not entries:
         return Evaluation("pass", (), f"pass: no analysis entries; the canary served "
                           f"{canary.requests} requests (minRequests {min_requests})")
     decisions = await asyncio.gather(*(
         _decide(entry, canary, primary, min_requests, service, release, prometheus_url)
         for entry in entries))
-    return _finish(tuple(decisions))
+    return _finish((*decisions, *judged))
 
 
 def _finish(decisions: tuple[Decision, ...]) -> Evaluation:

@@ -1,5 +1,9 @@
 """The external checks of a rollout: run a command or GET a URL against the new release.
 
+A command gate runs in the applied revision's directory, in the instances' bubblewrap sandbox (the state
+dir masked: no token, no API socket), with a minimal environment: PATH, HOME, TARGET_URL and SHIPYARD_*
+(never the control plane's own, which may hold credentials).
+
 A gate never raises for the check's own failure (a missing command, a timeout, a refused
 connection): it answers with a failed `GateResult` whose `detail` says why, so the engine can
 record it as an event and decide. Approval gates are not run here: the engine waits for the
@@ -22,6 +26,7 @@ from typing import IO, Any, Literal
 
 import httpx
 
+from shipyard.runtime.sandbox import DEFAULT_PATH, command_argv
 from shipyard.spec.models import ApprovalGate, CommandGate, UrlGate
 
 OUTPUT_LINES = 20
@@ -46,16 +51,33 @@ class GateResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class GateSandbox:
+    """Where command gates run: bubblewrap at `bwrap` (None: this machine has none, so they run unsandboxed,
+    still with the minimal environment) with `hidden_dirs` masked."""
+
+    bwrap: str | None
+    hidden_dirs: tuple[Path, ...]
+
+
+def gate_env(target_url: str, service: str, release: str, home: str) -> dict[str, str]:
+    """Everything a command gate's environment holds: nothing inherited from the control plane."""
+    return {"PATH": DEFAULT_PATH, "HOME": home, "TARGET_URL": target_url, "SHIPYARD_SERVICE": service,
+            "SHIPYARD_RELEASE": release}
+
+
 async def run_gate(gate: CommandGate | UrlGate, target_url: str, *, service: str, release: str,
-                   cwd: Path | None = None) -> GateResult:
+                   cwd: Path | None = None, sandbox: GateSandbox | None = None) -> GateResult:
     """Run one command or URL gate against `target_url` (the canary or preview endpoint).
 
     Raises TypeError for an ApprovalGate (or anything else): approvals are waited for, not run.
     """
     if isinstance(gate, CommandGate):
-        env = {**os.environ, "TARGET_URL": target_url, "SHIPYARD_SERVICE": service,
-               "SHIPYARD_RELEASE": release}
-        return await run_command(gate.command, gate.timeout, env, cwd)
+        argv: Sequence[str] = gate.command
+        if sandbox is not None and sandbox.bwrap is not None:
+            argv = command_argv(argv, cwd or Path.cwd(), sandbox.hidden_dirs, sandbox.bwrap)
+        env = gate_env(target_url, service, release, home="/tmp")
+        return await run_command(argv, gate.timeout, env, cwd, shown=gate.command)
     if isinstance(gate, UrlGate):
         return await get_url(gate.url.replace("{target}", target_url), gate.timeout)
     raise TypeError(f"run_gate() runs command and url gates, not {type(gate).__name__}; "
@@ -63,7 +85,8 @@ async def run_gate(gate: CommandGate | UrlGate, target_url: str, *, service: str
 
 
 async def run_gates(gates: Sequence[CommandGate | UrlGate | ApprovalGate], target_url: str, *,
-                    service: str, release: str, cwd: Path | None = None) -> list[GateResult]:
+                    service: str, release: str, cwd: Path | None = None,
+                    sandbox: GateSandbox | None = None) -> list[GateResult]:
     """Run `gates` in order and stop after the first failure; the last result tells which.
 
     Approval gates are skipped: the engine asks for approval separately (before or after these,
@@ -73,7 +96,7 @@ async def run_gates(gates: Sequence[CommandGate | UrlGate | ApprovalGate], targe
     for gate in gates:
         if isinstance(gate, ApprovalGate):
             continue
-        result = await run_gate(gate, target_url, service=service, release=release, cwd=cwd)
+        result = await run_gate(gate, target_url, service=service, release=release, cwd=cwd, sandbox=sandbox)
         results.append(result)
         if not result.passed:
             break
@@ -81,7 +104,7 @@ async def run_gates(gates: Sequence[CommandGate | UrlGate | ApprovalGate], targe
 
 
 async def run_command(argv: Sequence[str], timeout: float, env: dict[str, str],
-                      cwd: Path | None = None) -> GateResult:
+                      cwd: Path | None = None, shown: Sequence[str] | None = None) -> GateResult:
     """Run `argv` (no shell) in a process group of its own; exit 0 within `timeout` passes.
 
     On timeout (or cancellation) the whole group is killed, so a script's children do not
@@ -89,7 +112,7 @@ async def run_command(argv: Sequence[str], timeout: float, env: dict[str, str],
     Output goes to a temporary file rather than a pipe: a pipe held open by a background child
     would keep the gate waiting after the command itself has finished.
     """
-    shown = f"command `{shlex.join(argv)}`"
+    shown_text = f"command `{shlex.join(shown or argv)}`"
     started = time.monotonic()
     with tempfile.TemporaryFile() as output:
         try:
@@ -97,7 +120,7 @@ async def run_command(argv: Sequence[str], timeout: float, env: dict[str, str],
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=output,
                 stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
         except OSError as exc:
-            return GateResult(False, "command", f"{shown} could not start: "
+            return GateResult(False, "command", f"{shown_text} could not start: "
                               f"{exc.strerror or exc}{_in_directory(cwd)}",
                               time.monotonic() - started)
         try:
@@ -111,11 +134,11 @@ async def run_command(argv: Sequence[str], timeout: float, env: dict[str, str],
         seconds = time.monotonic() - started
         tail = _last_lines(_tail(output))
     if code is None:
-        detail = f"{shown} timed out after {timeout:g}s and was killed"
+        detail = f"{shown_text} timed out after {timeout:g}s and was killed"
     elif code < 0:
-        detail = f"{shown} was killed by {_signal_name(-code)} after {seconds:.1f}s"
+        detail = f"{shown_text} was killed by {_signal_name(-code)} after {seconds:.1f}s"
     else:
-        detail = f"{shown} exited {code} after {seconds:.1f}s"
+        detail = f"{shown_text} exited {code} after {seconds:.1f}s"
     return GateResult(code == 0, "command", detail, seconds, tail)
 
 

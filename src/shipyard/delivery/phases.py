@@ -62,22 +62,36 @@ def after_green_ready(rollout: Rollout, config: Progressive, now: float) -> Roll
 
 
 def start_analysis(rollout: Rollout, config: Progressive, now: float) -> Rollout:
-    """Mirrored traffic first when asked for, else the first step's weight."""
-    if config.mirror > 0:
+    """Mirrored traffic (or a parallel run) first when asked for, else the first step's weight."""
+    if config.mirror > 0 or config.parallel_run > 0:
         return _window(rollout.evolve(phase=MIRROR, step=-1, weight=0), config, now)
     return _window(rollout.evolve(phase=STEP, step=0, weight=config.steps[0]), config, now)
 
 
 def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence: dict[str, Any],
-                   now: float) -> Rollout:
-    """One interval's verdict moves the canary: advance, hold, count a failure or roll back."""
-    at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else f"{config.mirror:g}% mirrored traffic"
+                   now: float, deadline: float | None = None) -> Rollout:
+    """A judgement moves the canary: advance, hold, count a failure or roll back.
+
+    The runner judges once the step ran its `interval` (and every `interval` while it holds), or
+    earlier scrapes once the compare entries rule out a regression; see `after_regression` for
+    a regression shown at any scrape. Too little traffic to judge holds, and says so once: the
+    first inconclusive interval at a position is recorded (an event), the next ones only refresh
+    the message. A window that stays inconclusive for `deadline` seconds (the progress deadline)
+    rolls back with `InsufficientTraffic`.
+    """
+    at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else f"{config.mirror or config.parallel_run:g}% mirrored traffic"
+    if verdict == "inconclusive":
+        starved = _starved(rollout, config, evidence, at, now, deadline)
+        if starved is not None:
+            return starved
     if rollout.phase == MIRROR:
         if verdict == "pass":
             nxt = _window(rollout.evolve(phase=STEP, step=0, weight=config.steps[0]), config, now)
             action, reason = "advance", f"analysis passed on mirrored traffic: {config.steps[0]}% of traffic next"
         elif verdict == "inconclusive":
             nxt, action, reason = _hold(rollout, config, now), "hold", "analysis inconclusive on mirrored traffic: holding"
+            nxt = nxt.evolve(message=_starving(at, str(evidence.get("summary") or reason),
+                                               rollout.check_started_at or rollout.started_at, now, deadline))
         else:
             failures = rollout.failures + 1
             nxt, action, reason = _failed_interval(rollout, config, failures, at, now)
@@ -89,7 +103,9 @@ def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence
                                                       f"(threshold {config.failure_threshold}); last at {at}", now)
             nxt = nxt.evolve(failures=step.failures)
         elif step.action == "hold":
-            nxt = _hold(rollout, config, now)
+            nxt = _hold(rollout, config, now).evolve(message=_starving(
+                at, str(evidence.get("summary") or step.reason), rollout.check_started_at or rollout.started_at,
+                now, deadline))
         elif step.promote:
             nxt = rollout.evolve(phase=PRE_PROMOTION if config.pre_promotion else PROMOTING, step=step.step_index,
                                  failures=step.failures, next_check_at=None, updated_at=now)
@@ -98,6 +114,44 @@ def after_analysis(rollout: Rollout, config: Progressive, verdict: str, evidence
                           config, now)
     record = {"kind": "analysis", "at": now, "phase": rollout.phase, "weight": rollout.weight, "verdict": verdict,
               "action": action, "reason": reason, "failures": nxt.failures, **evidence}
+    return record_decision(nxt, record)
+
+
+def _starved(rollout: Rollout, config: Progressive, evidence: dict[str, Any], at: str, now: float,
+             deadline: float | None) -> Rollout | None:
+    """An inconclusive interval after the first one at this position: hold quietly, or give up at the deadline."""
+    since = rollout.check_started_at or rollout.started_at
+    summary = str(evidence.get("summary") or "too little traffic to judge")
+    if deadline is not None and now - since >= deadline:
+        message = (f"too little traffic to judge the canary at {at} within the progress deadline "
+                   f"({deadline:g}s): {summary}")
+        nxt = rollback(rollout, "InsufficientTraffic", message, now)
+        return record_decision(nxt, {"kind": "analysis", "at": now, "phase": rollout.phase, "weight": rollout.weight,
+                                     "verdict": "inconclusive", "action": "rollback", "reason": message,
+                                     "failures": nxt.failures, **evidence})
+    last = rollout.decisions[-1] if rollout.decisions else {}
+    repeated = last.get("kind") == "analysis" and last.get("verdict") == "inconclusive" \
+        and last.get("phase") == rollout.phase and last.get("weight") == rollout.weight
+    if not repeated:
+        return None  # the first one is recorded like any other verdict
+    return _hold(rollout, config, now).evolve(message=_starving(at, summary, since, now, deadline))
+
+
+def _starving(at: str, summary: str, since: float, now: float, deadline: float | None) -> str:
+    text = f"waiting for traffic at {at}: {summary}"
+    if deadline is not None:
+        text += f"; fails with InsufficientTraffic in {max(0.0, since + deadline - now):.0f}s"
+    return text
+
+
+def after_regression(rollout: Rollout, evidence: dict[str, Any], now: float) -> Rollout:
+    """A `compare` entry's anytime-valid test shows a regression: roll back at once, whatever the
+    step's time, `minRequests` or `failureThreshold` (the test's error is bounded however often it looks)."""
+    at = f"{rollout.weight}% of traffic" if rollout.phase == STEP else "mirrored traffic"
+    reason = f"regression detected at {at}: rolling back"
+    nxt = rollback(rollout, "AnalysisFailed", f"regression detected at {at}: {evidence.get('summary', '')}", now)
+    record = {"kind": "analysis", "at": now, "phase": rollout.phase, "weight": rollout.weight, "verdict": "fail",
+              "action": "rollback", "reason": reason, "failures": nxt.failures, **evidence}
     return record_decision(nxt, record)
 
 
@@ -189,6 +243,8 @@ def decision_reason(record: dict[str, Any]) -> str:
     """The event reason of a recorded decision: AnalysisPassed, GatesFailed, Promote, …"""
     if record.get("kind") == "command":
         return str(record.get("action", "command")).capitalize()
+    if record.get("verdict") == "inconclusive" and record.get("action") == "rollback":
+        return "InsufficientTraffic"  # the holds before it were one AnalysisInconclusive, not one per interval
     verdict = {"pass": "Passed", "fail": "Failed", "inconclusive": "Inconclusive", "waiting": "Waiting"}
     kind = "Analysis" if record.get("kind") == "analysis" else "Gates"
     return kind + verdict.get(str(record.get("verdict")), "Decided")

@@ -1,32 +1,44 @@
 """The slow, effectful parts of progressive rollouts — gates and analyses — run beside the reconcile loop.
 
 Each runs as a task keyed by the rollout's position (service, attempt, phase, step); its outcome
-is turned into the next rollout record by the pure transitions in progressive.py, and applied
+is turned into the next rollout record by the pure transitions in phases.py, and applied
 only if the rollout is still where it was when the task started (an operator's command or a new
-release may have moved it meanwhile).
+release may have moved it meanwhile). An analysis task watches its step: at every new scrape of
+the data plane the `compare` entries are judged over the whole canary (sequential.py), and the
+step is judged when due (see `_analyse`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.proxy.window import WindowStats
 from shipyard.delivery import phases
 from shipyard.engine.model import Rollout, State
 from shipyard.proxy.model import cluster_name
-from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, evaluate
-from shipyard.delivery.gates import run_gates
-from shipyard.spec.models import ApprovalGate
+from shipyard.delivery.checks import CompareCheck
+from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, Evaluation, evaluate, to_check
+from shipyard.delivery.gates import GateSandbox, run_gates
+from shipyard.delivery.judge import Decision
+from shipyard.delivery.sequential import judge_sequential
+from shipyard.runtime.capabilities import capabilities
+from shipyard.spec.models import ApprovalGate, CompareAnalysis
+from shipyard.parallel import mirror as parallel
 
 if TYPE_CHECKING:
     from shipyard.engine.reconciler import Reconciler
 
 log = logging.getLogger("shipyard.rollouts")
 APPROVAL_POLL_S = 0.25
+WATCH_POLL_S = 0.1  # how soon after a scrape (about one a second) the analysis looks at it
 Key = tuple[str, float, str, int]
 
 
@@ -34,6 +46,11 @@ class RolloutRunner:
     def __init__(self, reconciler: "Reconciler") -> None:
         self.reconciler = reconciler
         self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self.workdir: Path | None = None  # the applied revision's directory: command gates run there
+
+    def sandbox(self) -> GateSandbox:
+        """Command gates run in the instances' sandbox, the state dir (API socket, token) masked."""
+        return GateSandbox(capabilities().bwrap, (self.reconciler.state_dir,))
 
     def tick(self, now: float) -> None:
         """Start the gate runs and analyses that are due; at most one task per rollout position."""
@@ -46,9 +63,8 @@ class RolloutRunner:
                 continue
             if rollout.phase in phases.GATE_PHASES:
                 self._tasks[key] = asyncio.create_task(self._guarded(key, self._gates(key)))
-            elif rollout.phase in phases.ANALYSIS_PHASES and rollout.next_check_at is not None \
-                    and now >= rollout.next_check_at:
-                self._tasks[key] = asyncio.create_task(self._guarded(key, self._analyse(key)))
+            elif rollout.phase in phases.ANALYSIS_PHASES:
+                self._tasks[key] = asyncio.create_task(self._guarded(key, self._watch(key)))
 
     def close(self) -> None:
         for task in self._tasks.values():
@@ -81,7 +97,9 @@ class RolloutRunner:
         else:
             gates = strategy.canary.pre_promotion if service.strategy == "canary" else strategy.blue_green.pre_promotion
         target = self._target_url(rollout)
-        results = await run_gates(gates, target, service=rollout.service, release=rollout.target)
+        sandbox = await asyncio.to_thread(self.sandbox)  # the first call probes bubblewrap
+        results = await run_gates(gates, target, service=rollout.service, release=rollout.target,
+                                  cwd=self.workdir, sandbox=sandbox)
         passed = all(r.passed for r in results) and len(results) == sum(not isinstance(g, ApprovalGate) for g in gates)
         detail = "; ".join(r.detail for r in results) or "no checks to run"
         if passed and any(isinstance(g, ApprovalGate) for g in gates):
@@ -115,26 +133,95 @@ class RolloutRunner:
                 return True
             await asyncio.sleep(APPROVAL_POLL_S)
 
-    async def _analyse(self, key: Key) -> None:
+    async def _watch(self, key: Key) -> None:
+        """Judge the step at every new scrape until the rollout moves on (or away)."""
+        seen: float | None = None
+        ruled_out = False  # the compare entries already ruled out a regression at a judgement of this step
+        while self._current(key) is not None:
+            history = self.reconciler.router.traffic
+            # Without scrapes (no data plane) the step is still looked at once a second.
+            latest = history.latest.at if history is not None and history.latest is not None \
+                else float(math.floor(time.time()))
+            if latest != seen:
+                seen = latest
+                moved, ruled_out = await self._analyse(key, ruled_out)
+                if moved:
+                    return
+            await asyncio.sleep(WATCH_POLL_S)
+
+    async def _analyse(self, key: Key, ruled_out: bool) -> tuple[bool, bool]:
+        """One scrape's look: roll back on a regression; judge the step when it is due, or as soon
+        as the compare entries rule out a regression once the step ran its `interval`.
+
+        Returns whether the rollout was moved, and whether the compare entries rule out a
+        regression at a judgement made now or earlier in this step (so a step holding for its
+        thresholds is judged again only every `interval`).
+        """
         rollout, desired = self._current(key), self.reconciler.desired
         if rollout is None or desired is None or key[0] not in desired.services:
-            return
+            return True, ruled_out
         service, spec = desired.services[key[0]], desired.specs[key[0]]
         canary_spec = spec.strategy.canary
+        compared = self._compare(canary_spec.analysis, rollout)
+        now = time.time()
+        if any(decision.verdict == "fail" for decision in compared) and service.progressive is not None:
+            evidence = {"summary": "; ".join(d.reason for d in compared if d.verdict == "fail"),
+                        "checks": [asdict(d) for d in compared]}
+            await self.reconciler.update_rollout(phases.after_regression(rollout, evidence, now))
+            return True, ruled_out
+        passing = bool(compared) and all(decision.verdict == "pass" for decision in compared)
         since = rollout.check_started_at or rollout.started_at
+        due = rollout.next_check_at is not None and now >= rollout.next_check_at
+        early = passing and not ruled_out and now >= since + canary_spec.interval
+        if not (due or early):
+            return False, ruled_out and passing
+        others = [entry for entry in canary_spec.analysis if not isinstance(entry, CompareAnalysis)]
         canary = self._window(rollout.target, since)
         primary = self._window(rollout.previous, since) if rollout.previous else None
-        evaluation = await evaluate(canary_spec.analysis, canary, primary, min_requests=canary_spec.min_requests,
+        evaluation = await evaluate(others, canary, primary, min_requests=canary_spec.min_requests,
                                     service=rollout.service, release=rollout.target,
-                                    prometheus_url=os.environ.get(PROMETHEUS_URL_ENV))
+                                    prometheus_url=os.environ.get(PROMETHEUS_URL_ENV), judged=compared)
+        evaluation = self._with_parallel_run(rollout, canary_spec, evaluation)
         current = self._current(key)
         if current is None or service.progressive is None:
-            return
+            return True, ruled_out
+        if current.waiting:
+            # While the next step's instances are not all ready (starting, or not fitting) the step is not
+            # judged: a pass would move traffic onto instances that cannot take it (regressions still roll back).
+            return False, ruled_out
+        if not due and evaluation.verdict != "pass":
+            return False, passing  # ruled out, but the thresholds or minRequests hold: wait for the due time
         evidence = {"summary": evaluation.summary, "checks": evaluation.to_dict()["decisions"],
                     "window": {"seconds": round(canary.seconds, 3), "canary": _figures(canary),
                                "primary": _figures(primary) if primary else None}}
-        decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time())
+        decided = phases.after_analysis(current, service.progressive, evaluation.verdict, evidence, time.time(),
+                                         deadline=service.rolling.progress_deadline)
         await self.reconciler.update_rollout(decided)
+        return (decided.phase, decided.step) != (current.phase, current.step) or decided.status != "progressing", passing
+
+    def _compare(self, entries: Sequence[Any], rollout: Rollout) -> list[Decision]:
+        """The anytime-valid decisions of the `compare` entries over the whole canary so far."""
+        checks = [to_check(e, service=rollout.service, release=rollout.target)
+                  for e in entries if isinstance(e, CompareAnalysis)]
+        history = self.reconciler.router.traffic
+        if not checks:
+            return []
+        if history is None or rollout.previous is None:
+            return [Decision(c.label, "inconclusive", f"{c.compare}: no primary traffic to compare the canary with")
+                    for c in checks if isinstance(c, CompareCheck)]
+        canary = history.increments(cluster_name(rollout.target), rollout.started_at)
+        primary = history.increments(cluster_name(rollout.previous), rollout.started_at)
+        return [judge_sequential(c, canary, primary) for c in checks if isinstance(c, CompareCheck)]
+
+    def _with_parallel_run(self, rollout: Rollout, canary_spec: Any, evaluation: Evaluation) -> Evaluation:
+        """The parallel run's check joins the analysis; on copies alone (the mirror phase without a
+        mirror to the canary) it is the whole analysis, as the canary serves no traffic to judge."""
+        summary = self.reconciler.parallel.summary(rollout.service)
+        if canary_spec.parallel_run is None or summary is None or not summary.get("active"):
+            return evaluation
+        check = parallel.decision(summary, parallel.settings(canary_spec.parallel_run), canary_spec.min_requests)
+        alone = rollout.phase == phases.MIRROR and canary_spec.mirror == 0
+        return parallel.joined((check,) if alone else (*evaluation.decisions, check))
 
     def _window(self, release: str, since: float) -> WindowStats:
         history = self.reconciler.router.traffic

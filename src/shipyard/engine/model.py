@@ -45,13 +45,43 @@ class Release:
     readiness: Probe
     liveness: Probe
     startup_timeout: float
+    digest: str = ""         # the artifact image's manifest digest ("" for a local `artifact.path` source)
+    image: str = ""          # the artifact's name in the store
+    rootfs: bool = False     # a full image: the snapshot is the instance's `/`
+    workdir: str = ""        # a full image's working directory
+
+    # variable → key path in secrets/<env>.yaml, and a keyed hash of their values; never the values
+    secrets: tuple[tuple[str, str], ...] = ()
+    secrets_digest: str = ""
+    # the release phase: run once before any instance of this release starts (empty: none)
+    release_command: tuple[str, ...] = ()
+    release_timeout: float = 0.0
+    rerun_on_rollback: bool = False
+    # variable → database the environment provides, and a digest of the credentials (never the password)
+    databases: tuple[tuple[str, str], ...] = ()
+    databases_digest: str = ""
+
+    @property
+    def source(self) -> str:
+        """`image` for a built artifact, `local` for a snapshot of `artifact.path`."""
+        return "image" if self.digest else "local"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "id": self.id, "service": self.service, "version": self.version, "snapshot": self.snapshot,
             "command": list(self.command), "env": dict(self.env), "cpu": self.cpu, "memory": self.memory,
             "readiness": vars(self.readiness), "liveness": vars(self.liveness), "startup_timeout": self.startup_timeout,
         }
+        if self.digest:
+            data.update(digest=self.digest, image=self.image, rootfs=self.rootfs, workdir=self.workdir)
+        if self.secrets:
+            data.update(secrets=dict(self.secrets), secrets_digest=self.secrets_digest)
+        if self.release_command:
+            data.update(release_command=list(self.release_command), release_timeout=self.release_timeout,
+                        rerun_on_rollback=self.rerun_on_rollback)
+        if self.databases:
+            data.update(databases=[list(pair) for pair in self.databases], databases_digest=self.databases_digest)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Release":
@@ -59,7 +89,13 @@ class Release:
             id=data["id"], service=data["service"], version=data["version"], snapshot=data["snapshot"],
             command=tuple(data["command"]), env=tuple(sorted(data["env"].items())), cpu=data["cpu"],
             memory=data["memory"], readiness=Probe(**data["readiness"]), liveness=Probe(**data["liveness"]),
-            startup_timeout=data["startup_timeout"],
+            startup_timeout=data["startup_timeout"], digest=data.get("digest", ""), image=data.get("image", ""),
+            rootfs=bool(data.get("rootfs", False)), workdir=data.get("workdir", ""),
+            secrets=tuple(sorted((data.get("secrets") or {}).items())), secrets_digest=data.get("secrets_digest", ""),
+            release_command=tuple(data.get("release_command") or ()), release_timeout=data.get("release_timeout", 0.0),
+            rerun_on_rollback=bool(data.get("rerun_on_rollback", False)),
+            databases=tuple((str(v), str(d)) for v, d in data.get("databases") or ()),
+            databases_digest=data.get("databases_digest", ""),
         )
 
 
@@ -79,6 +115,7 @@ class Progressive:
     interval: float = 10.0              # seconds at each step before the analysis
     failure_threshold: int = 2
     mirror: float = 0.0                 # percent of primary traffic shadowed to the canary first
+    parallel_run: float = 0.0           # percent of primary traffic copied to the comparator (parallel run)
     pre_rollout: bool = False           # gates to pass before any traffic
     pre_promotion: bool = False         # gates to pass before promotion / the switch
     auto_promote: bool = True           # blue-green: switch without `rollout promote`
@@ -157,6 +194,8 @@ class Rollout:
     switched_at: float | None = None        # blue-green: when all traffic moved to green
     approved: bool = False          # a manual gate was released by `rollout approve`
     decisions: tuple[dict[str, Any], ...] = ()   # every analysis and gate outcome, with its numbers
+    waiting: str = ""               # why traffic cannot move on yet (instances not ready, or not fitting)
+    waiting_since: float | None = None      # when that wait began (the progress deadline counts from it)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decisions", tuple(self.decisions))  # JSON gives a list back
@@ -194,6 +233,7 @@ class Plan:
     forget: list[str] = field(default_factory=list)                   # stopped records to delete
     rollouts: list[Rollout] = field(default_factory=list)             # new or changed rollout records
     conditions: list[Condition] = field(default_factory=list)
+    held: tuple[float, int] = (0.0, 0)                                # cpu, memory this environment holds after it
 
     @property
     def empty(self) -> bool:

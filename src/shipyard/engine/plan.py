@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from shipyard.engine.actions import admit, due, heal_and_trim, retire, stop_order
 from shipyard.engine.capacity import Budget
 from shipyard.delivery.phases import STARTING
-from shipyard.engine.progressive_plan import plan_progressive
+from shipyard.engine.progressive_plan import plan_progressive, wait
+from shipyard.engine.release_phase import RELEASING
 from shipyard.engine.model import (
     DOWN_STATES,
     Capacity,
@@ -58,6 +59,7 @@ def plan(world: World) -> Plan:
         _prune(by_service[name], result)
     for name in sorted(world.desired):
         _plan_service(world, world.desired[name], by_service.get(name, []), budget, result)
+    result.held = (round(world.capacity.cpu - budget.cpu, 6), world.capacity.memory - budget.memory)
     return result
 
 
@@ -94,13 +96,16 @@ def _plan_service(world: World, desired: DesiredService, instances: list[Instanc
     current = [i for i in instances if i.release == target and i.state is not State.STOPPING]
     old = [i for i in instances if i.release != target and i.state is not State.STOPPING]
     stopping = [i for i in instances if i.state is State.STOPPING]
-    if rollout.status == "failed":
-        # Stopped where it was: keep healing whatever runs, start and stop nothing else.
+    before = len(result.conditions)
+    if rollout.status in ("failed", RELEASING):
+        # Stopped where it was (or waiting for the release phase): keep healing whatever runs, start and stop
+        # nothing else.
         result.restart.extend(i.id for i in current + old if due(i, world.now))
     elif desired.strategy == "recreate":
         _recreate(world, desired, current, old, stopping, budget, result)
     else:
         _rolling(world, desired, current, old, stopping, budget, result)
+    rollout = _say_why(world, rollout, result.conditions[before:], result)
     _finish_rollout(world, desired, rollout, instances, result)
     _availability(desired, instances, result)
 
@@ -163,6 +168,18 @@ def _recreate(world: World, desired: DesiredService, current: list[Instance], ol
         return  # all old instances must be gone before the first new one starts
     heal_and_trim(current, desired.replicas, world.now, result)
     admit(desired, desired.replicas - len(current), budget, result)
+
+
+def _say_why(world: World, rollout: Rollout, conditions: list[Condition], result: Plan) -> Rollout:
+    """A rolling or recreate rollout that cannot start what it needs says so on its record."""
+    if rollout.status != "progressing":
+        return rollout
+    shortfall = next((c for c in conditions if c.type == "Schedulable"), None)
+    updated = wait(rollout, f"no room for new instances: {shortfall.message}" if shortfall else "", world.now,
+                   say=shortfall is not None)
+    if updated != rollout:
+        result.rollouts.append(updated)
+    return updated
 
 
 def _finish_rollout(world: World, desired: DesiredService, rollout: Rollout, instances: list[Instance],

@@ -10,8 +10,11 @@ from typing import Callable
 from shipyard.engine.desired import DesiredState
 from shipyard.engine.model import Instance, Release
 from shipyard.runtime.base import Handle, InstanceSpec, Limits, RuntimeDriver
+from shipyard.data.databases import database_env
+from shipyard.secrets.release import release_env
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
+ROOTFS_DATA_DIR = "/data"   # where a full image's instances find the service's data dir
 
 
 def instance_spec(state_dir: Path, desired: DesiredState, release: Release, instance: Instance) -> InstanceSpec:
@@ -30,7 +33,21 @@ def instance_spec(state_dir: Path, desired: DesiredState, release: Release, inst
         "SHIPYARD_INSTANCE": instance.id,
         "SHIPYARD_DATA_DIR": str(data_dir),
     })
+    if desired.ofrep_url:
+        env["SHIPYARD_OFREP_URL"] = desired.ofrep_url  # the environment's feature flags (OFREP)
+    if release.rootfs:   # a full image: its own PATH, the data dir at /data
+        env["PATH"] = dict(release.env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env["SHIPYARD_DATA_DIR"] = ROOTFS_DATA_DIR
     env.update(dict(release.env))
+    if release.secrets:  # decrypted into the instance's environment only: never argv, the store or a log
+        env.update(release_env(state_dir, release.id))
+    if release.databases:  # the URLs hold the role's password: the same rule
+        env.update(database_env(state_dir, release.service, release.databases))
+    if release.rootfs:
+        return InstanceSpec(
+            instance_id=instance.id, service=instance.service, argv=release.command,
+            snapshot_dir=state_dir / "snapshots" / release.snapshot, data_dir=data_dir, run_dir=run_dir, env=env,
+            limits=Limits(cpu=release.cpu, memory=release.memory), rootfs=True, workdir=release.workdir or "/")
     return InstanceSpec(
         instance_id=instance.id, service=instance.service, argv=release.command,
         snapshot_dir=state_dir / "snapshots" / release.snapshot, data_dir=data_dir, run_dir=run_dir, env=env,

@@ -51,22 +51,76 @@ def plan_progressive(desired: DesiredService, rollout: Rollout, instances: list[
         wanted = replicas
         retire_primary = updated.phase == phases.SWITCHED and now >= (updated.switched_at or now) + config.scale_down_delay
     heal_and_trim(new, wanted, now, result)
-    admit(desired, wanted - len(new), budget, result)
+    shortfall = _admit_new(desired, updated, new, wanted, budget, result)
     if retire_primary:
         for instance in primary:
             retire(instance, result, f"replaced by {target}")
         primary = []
     else:
         _keep(desired, primary, previous, budget, now, result)
+    if updated.phase not in (phases.PROMOTED, phases.SWITCHED) and ready < wanted:
+        why = shortfall.message if shortfall is not None else "starting"
+        updated = wait(updated, f"{ready}/{wanted} instances of {target} ready, traffic stays at "
+                                f"{updated.weight}%: {why}", now, shortfall is not None)
+    else:
+        updated = wait(updated, "", now)
     if updated.phase in (phases.PROMOTED, phases.SWITCHED) and ready >= replicas and not primary and len(live) == len(new):
         updated = updated.evolve(status="complete", reason="RolloutComplete", updated_at=now,
                                  message=f"{ready}/{replicas} instances of release {target} serve all traffic")
-    elif updated.phase in (phases.STARTING, phases.PROMOTING) and now - _phase_start(rollout) > desired.rolling.progress_deadline:
+    elif _overdue(desired, rollout, updated, now):
+        waited = f" ({updated.waiting})" if updated.waiting else ""
         updated = phases.rollback(updated, "ProgressDeadlineExceeded",
                                   f"{ready}/{wanted} instances of {target} ready after "
-                                  f"{desired.rolling.progress_deadline:g}s", now)
+                                  f"{desired.rolling.progress_deadline:g}s{waited}", now).evolve(waiting="",
+                                                                                                waiting_since=None)
     if updated != rollout:
         result.rollouts.append(updated)
+
+
+def _admit_new(desired: DesiredService, rollout: Rollout, new: list[Instance], wanted: int, budget: Budget,
+               result: Plan) -> Condition | None:
+    """Start the new release's instances this phase needs, and set aside the rest the rollout will need.
+
+    The whole rollout must fit before it begins: a canary that could reach 10 % but never 100 %
+    would only expose users to a release it cannot promote. Until it fits it waits in `starting`,
+    with nothing started and a Schedulable condition naming the whole need.
+    """
+    release = desired.release
+    peak = max(0, desired.replicas - len(new))  # new instances still to come before the new release serves all
+    if budget.reserve(desired.name, peak, release.cpu, release.memory) is None:
+        budget.cpu += peak * release.cpu    # the reservation was only a check: admit hands out the part due now
+        budget.memory += peak * release.memory
+        admit(desired, wanted - len(new), budget, result)
+        budget.reserve(desired.name, peak - max(0, wanted - len(new)), release.cpu, release.memory)
+        return None
+    what = "its canary" if desired.strategy == "canary" else "its green side"
+    shortfall = budget.reserve(desired.name, peak, release.cpu, release.memory, what)
+    assert shortfall is not None
+    result.conditions.append(shortfall)
+    if rollout.phase != phases.STARTING:
+        # Mid-rollout (the machine shrank under it): start what fits of this step's need, and hold.
+        fits, _ = budget.admit(desired.name, max(0, wanted - len(new)), release.cpu, release.memory)
+        result.start.extend([(desired.name, release.id)] * fits)
+    return shortfall
+
+
+def wait(rollout: Rollout, why: str, now: float, say: bool = False) -> Rollout:
+    """Record why the rollout cannot move on ("" once it can); `say` also makes it the rollout's message."""
+    if why == rollout.waiting:
+        return rollout
+    if not why:
+        return rollout.evolve(waiting="", waiting_since=None)
+    changed = rollout.evolve(waiting=why, waiting_since=rollout.waiting_since or now)
+    return changed.evolve(message=why) if say else changed
+
+
+def _overdue(desired: DesiredService, rollout: Rollout, updated: Rollout, now: float) -> bool:
+    """Past the progress deadline: starting or promoting too long, or waiting too long at a step."""
+    deadline = desired.rolling.progress_deadline
+    if updated.phase in (phases.STARTING, phases.PROMOTING):
+        return now - _phase_start(rollout) > deadline
+    return updated.phase in phases.ANALYSIS_PHASES and updated.waiting_since is not None \
+        and now - updated.waiting_since > deadline
 
 
 def _keep(desired: DesiredService, primary: list[Instance], previous: Release | None, budget: Budget, now: float,

@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.data.postgres import PostgresServer
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, restart_delay
+from shipyard.engine.capacity import after_others, new_shortfalls
 from shipyard.engine.desired import DesiredState, free_port_except
 from shipyard.delivery import phases as progressive
+from shipyard.engine import release_phase
 from shipyard.engine.model import DOWN_STATES, Capacity, Condition, Instance, Plan, Release, Rollout, State
 from shipyard.engine.pins import Pin, apply_pins, pin_conditions, undo_target
 from shipyard.delivery.phases import decision_reason
@@ -28,9 +31,11 @@ from shipyard.engine.probes import http_probe
 from shipyard.engine.processes import ExitWatcher, instance_spec, start_process
 from shipyard.engine.router import Router
 from shipyard.engine.routing import data_plane
+from shipyard.parallel.runs import ParallelRuns
 from shipyard.errors import ShipyardError, StateError
 from shipyard.proxy.model import Endpoint, cluster_name
 from shipyard.runtime.base import Handle, RuntimeDriver
+from shipyard.state.ledger import Ledger
 from shipyard.state.store import Store
 
 log = logging.getLogger("shipyard.engine")
@@ -67,6 +72,10 @@ class Reconciler:
         self._closing = False
         self.previews: dict[str, int] = dict(store.get("previews") or {})  # service → preview port
         self.runner = RolloutRunner(self)
+        self.ledger: Ledger | None = None  # the machine-wide capacity ledger, when other environments may share it
+        self.held: tuple[float, int] = (0.0, 0)  # cpu, memory this environment held after the last pass
+        self._phases: dict[str, asyncio.Task[None]] = {}  # release id → its release phase, under way
+        self.parallel = ParallelRuns(self)  # comparators of canaries with a parallel run
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def adopt(self) -> None:
@@ -158,24 +167,51 @@ class Reconciler:
         previous = {r.previous for r in self.rollouts.values()
                     if r.progressive and r.previous and r.status in ("progressing", "failed")}
         releases = {rid: release for rid in previous if (release := self.store.release(rid)) is not None}
+        self._release_phases()
+        await self._supervise_database()
         world = World(self.desired.services, tuple(self.instances.values()), dict(self.rollouts), self.capacity,
                       time.time(), self.desired.revision, self.suspended, releases)
-        result = plan(world)
+        result = self._plan(world)
         self.conditions = [*result.conditions, *self._pin_conditions]
         await self._apply(result)
         self.passes += 1
         self._assign_previews()
+        await self.parallel.tick()
         await self._sync_routes()
         self.runner.tick(time.time())
+        return result
+
+    def _plan(self, world: World) -> Plan:
+        """Plan within what the other environments on this machine leave, record what this one holds,
+        and report each new capacity shortfall once (an event), not every pass."""
+        if self.ledger is None:
+            result = plan(world)
+        else:
+            try:
+                with self.ledger.transaction() as others:
+                    result = plan(dataclasses.replace(world, capacity=after_others(world.capacity, others)))
+                    self.ledger.hold(*result.held)
+            except StateError as exc:
+                log.warning("planning without the capacity ledger: %s", exc)
+                result = plan(world)
+        self.held = result.held
+        for shortfall in new_shortfalls(self.conditions, result.conditions):
+            self.event("Warning", shortfall.object or "environment", shortfall.reason, shortfall.message)
         return result
 
     async def close(self) -> None:
         """Stop watching (instances keep running: the data plane outlives the control plane)."""
         self._closing = True
         self.runner.close()
+        await self.parallel.close()
         for task in [*self._monitors.values(), *self._stops.values()]:
             task.cancel()
         self._exits.close()
+        if self.ledger is not None and not self.instances:
+            try:
+                self.ledger.forget()  # nothing runs any more (`down`): hold nothing
+            except StateError as exc:
+                log.warning("%s", exc)
 
     async def stop_all(self) -> None:
         """`shipyard down`: drain and stop every instance, then forget them."""
@@ -190,6 +226,9 @@ class Reconciler:
             else:
                 self._begin_stop(instance_id, "environment shut down")
         await asyncio.gather(*self._stops.values(), return_exceptions=True)
+        for task in self._phases.values():
+            task.cancel()
+        await asyncio.to_thread(PostgresServer(self.state_dir).stop)  # its data stays for the next `up`
 
     # ---- applying a plan ---------------------------------------------------------------------------
     async def _apply(self, result: Plan) -> None:
@@ -255,6 +294,73 @@ class Reconciler:
         self._save_rollout(moved)
         self.wake()
         return moved
+
+    async def _supervise_database(self) -> None:
+        """Start the environment's PostgreSQL again if it died (it recovers from its WAL)."""
+        assert self.desired is not None
+        if not any(s.release.databases for s in self.desired.services.values()):
+            return
+        server = PostgresServer(self.state_dir)
+        if server.exists() and not server.alive():
+            self.event("Warning", "environment", "DatabaseDown", "PostgreSQL is not running: starting it again")
+            try:
+                await asyncio.to_thread(server.ensure_running)
+            except ShipyardError as exc:
+                self.event("Warning", "environment", "DatabaseFailed", str(exc))
+                return
+            self.event("Normal", "environment", "DatabaseStarted", f"PostgreSQL is back on port {server.port}")
+
+    def _release_phases(self) -> None:
+        """Hold each rollout whose target's release phase has not succeeded; start the phases that must run."""
+        assert self.desired is not None
+        now = time.time()
+        for name, desired in sorted(self.desired.services.items()):
+            if not desired.release.release_command:
+                continue
+            record = self.store.get(release_phase.record_key(desired.release.id))
+            instances = [i for i in self.instances.values() if i.service == name]
+            running = desired.release.id in self._phases
+            decision = release_phase.decide(desired, self.rollouts.get(name), record,
+                                            self.store.get(release_phase.last_key(name)), instances, running, now)
+            if decision.rollout is not None:
+                self._save_rollout(decision.rollout)
+            if decision.run or (record or {}).get("status") == "running" and not running:
+                self._phases[desired.release.id] = asyncio.create_task(
+                    self._release_phase(desired.release, record if not decision.run else None))
+
+    async def _release_phase(self, release: Release, resumed: dict[str, Any] | None) -> None:
+        """Run (or, after a restart, wait for) a release phase and record its outcome; then plan again."""
+        key = release_phase.record_key(release.id)
+        try:
+            if resumed is not None and resumed.get("handle"):
+                result = await release_phase.resume_phase(self.driver, Handle.from_dict(resumed["handle"]),
+                                                          resumed["started_at"], release.release_timeout)
+            else:
+                assert self.desired is not None
+                job = f"{release.service}-release-{release.id.rsplit('-', 1)[-1][:6]}-{secrets.token_hex(2)}"
+                pseudo = Instance(id=job, service=release.service, release=release.id, port=0,
+                                  state=State.STARTING, created_at=time.time())
+                spec = release_phase.phase_spec(instance_spec(self.state_dir, self.desired, release, pseudo),
+                                                release.release_command, self.state_dir / "jobs" / job, job)
+                self.event("Normal", release.service, "ReleasePhaseStarted", f"release phase for {release.id}")
+                handle = await asyncio.to_thread(start_process, self.driver, spec)
+                self.store.put(key, {"release": release.id, "status": "running", "started_at": time.time(),
+                                     "handle": handle.to_dict()})
+                result = await release_phase.wait_phase(self.driver, handle, release.release_timeout)
+            record = result.to_record(release.id, release.release_timeout)
+        except (ShipyardError, OSError) as exc:
+            record = {"release": release.id, "status": "failed", "exit_code": None, "timed_out": False,
+                      "output": [f"cannot start: {exc}"], "started_at": time.time(), "finished_at": time.time()}
+        self.store.put(key, record)
+        if record["status"] == "succeeded":
+            self.store.put(release_phase.last_key(release.service), release.id)
+            self.event("Normal", release.service, "ReleasePhaseSucceeded", f"release phase for {release.id} done")
+        else:
+            self.event("Warning", release.service, "ReleasePhaseFailed",
+                       f"release phase for {release.id}: exit code {record['exit_code']}"
+                       + (" (timed out)" if record.get("timed_out") else ""))
+        self._phases.pop(release.id, None)
+        self.wake()
 
     def _assign_previews(self) -> None:
         """A stable preview port per service that has had a progressive rollout."""
@@ -457,12 +563,13 @@ class Reconciler:
         fingerprint = (self.desired.revision, tuple(sorted(
             (i.id, i.state.value, i.port) for i in self.instances.values() if i.state is State.READY)),
             tuple(sorted({i.release for i in self.instances.values()})), tuple(sorted(self._lingering)),
-            progressing, tuple(sorted(self.previews.items())))
+            progressing, tuple(sorted(self.previews.items())), self.parallel.fingerprint())
         if fingerprint == self._routed:
             return
         try:
-            await self.router.sync(data_plane(self.desired, list(self.instances.values()), self.router.ingress_port,
-                                              frozenset(self._lingering), dict(self.rollouts), dict(self.previews)))
+            await self.router.sync(self.parallel.data_plane(
+                data_plane(self.desired, list(self.instances.values()), self.router.ingress_port,
+                           frozenset(self._lingering), dict(self.rollouts), dict(self.previews))))
         except ShipyardError as exc:
             # Envoy keeps serving what it accepted last; the next pass tries again.
             self.event("Warning", "data-plane", "PublishFailed", str(exc))

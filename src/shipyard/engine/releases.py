@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.engine.model import DesiredService, Probe, Progressive, Release, Rolling
+from shipyard.data.databases import grants
+from shipyard.secrets.release import ResolvedSecrets
 from shipyard.spec.models import Probe as ProbeSpec
-from shipyard.spec.models import Service
+from shipyard.spec.models import SecretRef, Service
 
 
 def dependency_env(needs: list[str], endpoints: dict[str, int]) -> dict[str, str]:
@@ -17,21 +20,60 @@ def dependency_env(needs: list[str], endpoints: dict[str, int]) -> dict[str, str
             for name in needs if name in endpoints}
 
 
-def build_release(service: Service, snapshot: str, endpoints: dict[str, int]) -> Release:
-    """The release a service's spec asks for; its id hashes everything that defines it."""
-    env = {**service.env, **dependency_env(service.needs, endpoints)}
-    fields = {
-        "version": service.version, "snapshot": snapshot, "command": service.artifact.command,
+@dataclass(frozen=True)
+class ImageRun:
+    """What a pulled artifact image contributes to a release: its digest, command, env defaults, kind."""
+
+    name: str
+    digest: str
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    rootfs: bool = False
+    workdir: str = ""
+
+
+def secret_refs(service: Service) -> dict[str, str]:
+    """The service's `{secret: KEY.PATH}` env entries: variable → key path."""
+    return {name: value.secret for name, value in service.env.items() if isinstance(value, SecretRef)}
+
+
+def build_release(service: Service, snapshot: str, endpoints: dict[str, int], image: ImageRun | None = None,
+                  secrets: ResolvedSecrets | None = None, databases_digest: str = "") -> Release:
+    """The release a service's spec asks for; its id hashes everything that defines it.
+
+    Secret values enter the id only as `secrets.digest`, a keyed hash: the store never sees them.
+    """
+    plain = {name: value for name, value in service.env.items() if isinstance(value, str)}
+    env = {**(image.env if image else {}), **plain, **dependency_env(service.needs, endpoints)}
+    command = tuple(service.artifact.command) or (image.command if image else ())
+    fields: dict[str, object] = {
+        "version": service.version, "snapshot": snapshot, "command": list(command),
         "env": dict(sorted(env.items())), "cpu": service.resources.cpu, "memory": service.resources.memory,
         "readiness": service.health.readiness.model_dump(), "liveness": service.health.liveness.model_dump(),
         "startup_timeout": service.health.startup_timeout,
     }
+    if image:
+        fields.update(digest=image.digest, rootfs=image.rootfs, workdir=image.workdir)
+    if secrets is not None:
+        fields["secrets"] = {"refs": dict(secrets.refs), "digest": secrets.digest}
+    databases = tuple((g.variable, g.database) for g in grants(service))
+    if databases:
+        fields["databases"] = {"urls": [list(pair) for pair in databases], "digest": databases_digest}
+    phase = service.release
+    if phase is not None:  # a changed migration command is a new release (its timeout alone is not)
+        fields["release_command"] = phase.command
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return Release(
         id=f"{service.name}-{digest}", service=service.name, version=service.version, snapshot=snapshot,
-        command=tuple(service.artifact.command), env=tuple(sorted(env.items())), cpu=service.resources.cpu,
+        command=command, env=tuple(sorted(env.items())), cpu=service.resources.cpu,
         memory=service.resources.memory, readiness=_probe(service.health.readiness),
         liveness=_probe(service.health.liveness), startup_timeout=service.health.startup_timeout,
+        digest=image.digest if image else "", image=image.name if image else "",
+        rootfs=image.rootfs if image else False, workdir=image.workdir if image else "",
+        secrets=secrets.refs if secrets else (), secrets_digest=secrets.digest if secrets else "",
+        release_command=tuple(phase.command) if phase else (), release_timeout=phase.timeout if phase else 0.0,
+        rerun_on_rollback=phase.rerun_on_rollback if phase else False,
+        databases=databases, databases_digest=databases_digest if databases else "",
     )
 
 
@@ -51,7 +93,8 @@ def _progressive(service: Service) -> Progressive | None:
         canary = strategy.canary
         return Progressive(steps=tuple(canary.steps), interval=canary.interval,
                            failure_threshold=canary.failure_threshold, mirror=canary.mirror,
-                           pre_rollout=bool(canary.pre_rollout), pre_promotion=bool(canary.pre_promotion))
+                           pre_rollout=bool(canary.pre_rollout), pre_promotion=bool(canary.pre_promotion),
+                           parallel_run=canary.parallel_run.percent if canary.parallel_run else 0.0)
     if strategy.type == "blue-green":
         blue_green = strategy.blue_green
         return Progressive(pre_promotion=bool(blue_green.pre_promotion), auto_promote=blue_green.auto_promote,

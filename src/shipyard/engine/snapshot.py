@@ -9,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-IGNORED = {"__pycache__", ".git", ".venv", "node_modules"}
+from shipyard.spec.artifact_path import IGNORED  # what validation does not check is not copied either
 
 
 def tree_hash(directory: Path) -> str:
@@ -20,22 +20,32 @@ def tree_hash(directory: Path) -> str:
         if path.is_symlink():
             digest.update(f"L {relative} {os.readlink(path)}\n".encode())
             continue
-        mode = "x" if path.stat().st_mode & stat.S_IXUSR else "-"
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            continue  # a FIFO, socket or device: never read (validation refuses them in artifacts)
+        mode = "x" if info.st_mode & stat.S_IXUSR else "-"
         digest.update(f"F {relative} {mode} ".encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
 
 
 def ensure_snapshot(source: Path, snapshots: Path, content_hash: str) -> Path:
-    """Copy `source` to `snapshots/<hash>` once; the copy is made read-only and never modified."""
+    """Copy `source` to `snapshots/<hash>` once; the copy is made read-only and never modified.
+
+    Using a snapshot again marks it recent (its mtime), so garbage collection (engine/gc.py) keeps it and its
+    release while a desired state that names it is being installed.
+    """
     target = snapshots / content_hash
     if target.is_dir():
+        try:
+            os.utime(target)
+        except OSError:
+            pass  # only protection from an early collection; the snapshot itself is fine
         return target
     snapshots.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{content_hash}-", dir=snapshots))
     try:
-        shutil.copytree(source, staging / "tree", symlinks=True,
-                        ignore=shutil.ignore_patterns(*IGNORED), dirs_exist_ok=False)
+        shutil.copytree(source, staging / "tree", symlinks=True, ignore=_not_copied, dirs_exist_ok=False)
         os.rename(staging / "tree", target)  # atomic: a snapshot is there completely or not at all
     except FileExistsError:
         pass  # another pass made it meanwhile
@@ -46,6 +56,19 @@ def ensure_snapshot(source: Path, snapshots: Path, content_hash: str) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _not_copied(directory: str, names: list[str]) -> set[str]:
+    """What a snapshot leaves out: the IGNORED dirs, and anything but regular files, dirs and symlinks."""
+    skipped = set()
+    for name in names:
+        if name in IGNORED:
+            skipped.add(name)
+            continue
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
 
 
 def _files(directory: Path) -> list[Path]:

@@ -31,9 +31,25 @@ def status_document(reconciler: "Reconciler", api: str, source: dict[str, Any] |
         "suspended": reconciler.suspended,
         "source": source,
         "data_plane": reconciler.router.describe(),
+        "ofrep": reconciler.store.get("ofrep_url"),   # feature flags, read-only (shipyard.flags.service)
+        "flags": reconciler.store.get("flags") or [],
         "services": services,
+        "capacity": _capacity(reconciler),
         "conditions": [_condition(c) for c in conditions],
     }
+
+
+def _capacity(reconciler: "Reconciler") -> dict[str, Any]:
+    """The machine as this environment schedules on it: its size, what this and the other environments hold."""
+    others = reconciler.ledger.others if reconciler.ledger is not None else []
+    total = reconciler.capacity
+    held_cpu, held_memory = reconciler.held
+    taken_cpu = held_cpu + sum(o.cpu for o in others)
+    taken_memory = held_memory + sum(o.memory for o in others)
+    return {"cpu": total.cpu, "memory": total.memory, "held": {"cpu": held_cpu, "memory": held_memory},
+            "free": {"cpu": round(max(0.0, total.cpu - taken_cpu), 6), "memory": max(0, total.memory - taken_memory)},
+            "others": [{"environment": o.environment, "state_dir": o.state_dir, "pid": o.pid, "cpu": o.cpu,
+                        "memory": o.memory} for o in others]}
 
 
 def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
@@ -45,6 +61,8 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "name": name,
         "version": desired.release.version if desired else None,
         "release": desired.release.id if desired else None,
+        "digest": desired.release.digest or None if desired else None,
+        "artifact": _artifact(desired.release) if desired else None,
         "declared_release": declared.release.id if declared else None,
         "desired_replicas": desired.replicas if desired else 0,
         "ready_replicas": sum(i.state is State.READY for i in instances),
@@ -55,7 +73,24 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "rollout": dataclasses.asdict(rollout) if rollout else None,
         "instances": [_instance(reconciler, i) for i in instances],
         "traffic": _traffic(reconciler, name, instances),
+        "release_phase": _release_phase(reconciler, declared.release if declared else None),
     }
+
+
+def _artifact(release: Any) -> dict[str, Any]:
+    """Where the release's code comes from: a built image (name, digest, kind) or a local source path."""
+    if release.digest:
+        return {"source": "image", "image": release.image, "digest": release.digest,
+                "kind": "full" if release.rootfs else "app"}
+    return {"source": "local", "snapshot": release.snapshot}
+
+
+def _release_phase(reconciler: "Reconciler", release: Any) -> dict[str, Any] | None:
+    """The last run of the declared release's phase: status, exit code, last output lines (no handle)."""
+    if release is None or not release.release_command:
+        return None
+    record = reconciler.store.get(f"release_phase/{release.id}")
+    return {k: v for k, v in record.items() if k != "handle"} if record else {"status": "pending"}
 
 
 def _traffic(reconciler: "Reconciler", name: str, instances: list[Any]) -> dict[str, Any] | None:
@@ -88,11 +123,13 @@ def _instance(reconciler: "Reconciler", instance: Any) -> dict[str, Any]:
     return {
         "id": instance.id,
         "version": release.version if release else None,
+        "digest": release.digest or None if release else None,
         "release": instance.release,
         "pid": instance.pid,
         "port": instance.port,
         "state": instance.state.value,
         "restarts": instance.restarts,
+        "crashes": instance.crashes,
         "exit_code": instance.exit_code,
         "oom_killed": instance.oom_killed,
         "started_at": instance.started_at,

@@ -97,6 +97,9 @@ def _canary(service: Service, ctx: Context, options: Options) -> list[Obj]:
         analysis["mirrorWeight"] = int(round(canary.mirror))
         _gap(ctx, service, f"strategy.canary.mirror ({canary.mirror:g}%)", "`mirror: true` + `mirrorWeight`",
              "Flagger mirrors only with Istio; other providers ignore it")
+    if canary.parallel_run is not None:
+        _gap(ctx, service, f"strategy.canary.parallelRun ({canary.parallel_run.percent:g}%)", "dropped",
+             "Flagger has no response comparison: no candidate-vs-live differences, no maxDifferences check")
     metrics, templates = _metrics(service, ctx, options)
     if metrics:
         analysis["metrics"] = metrics

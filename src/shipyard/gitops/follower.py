@@ -61,7 +61,7 @@ class Environment(Protocol):
     def build(self, directory: Path, revision: str) -> DesiredState:
         """Render and validate DIRECTORY into a desired state; SpecError when invalid. Safe in a thread."""
 
-    def install(self, desired: DesiredState, origin: str) -> None:
+    def install(self, desired: DesiredState, origin: str, directory: Path | None = None) -> None:
         """Make DESIRED the environment's desired state. On the event loop."""
 
 
@@ -145,7 +145,9 @@ class Follower:
             return await self._sync(trigger)
 
     def handle_push(self, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
-        """A push webhook: (HTTP status, answer). Only a correctly signed push to the followed ref fetches."""
+        """A push webhook: (HTTP status, answer). Any correctly signed delivery fetches, unless it is shaped like a
+        GitHub/Gitea/GitLab push of another ref or a deletion: Bitbucket, a CI job or a ping carry no ref we
+        can read, and the fetch decides what is new."""
         if self.secret is None:
             return 403, {"error": "WebhookDisabled", "message": "no webhook secret is configured: restart with "
                          "`shipyard up --git … --webhook-secret-file FILE`"}
@@ -154,7 +156,9 @@ class Follower:
                          "message": "missing or wrong X-Hub-Signature-256; nothing was fetched"}
         push = parse_push(body)
         if push is None:
-            return 202, {"accepted": False, "message": "not a push (e.g. a ping): nothing to do"}
+            self.request("webhook")
+            return 202, {"accepted": True, "message": f"not a GitHub/Gitea/GitLab push: fetching {self.settings.ref} "
+                                                      "to see what is new"}
         if not push.matches(self.settings.ref):
             return 202, {"accepted": False, "message": f"push to {push.ref} ignored: following {self.settings.ref}"}
         if push.after is None:
@@ -235,7 +239,7 @@ class Follower:
             return self._reject(commit, [" ".join(str(p).splitlines()) for p in exc.problems], trigger)
         except SourceError as exc:
             return self._reject(commit, [str(exc)], trigger)
-        self.env.install(desired, f"commit {commit.short} of {self.settings.label}")
+        self.env.install(desired, f"commit {commit.short} of {self.settings.label}", root)
         self.applied = {"url": self.settings.url, "path": self.settings.path, "sha": commit.sha, "snapshot_hash": content,
                         "commit": commit_record(commit)}
         self.env.store.put(APPLIED_KEY, self.applied)
@@ -276,7 +280,7 @@ class Follower:
             changed = await asyncio.to_thread(changed_artifacts, self.env.state_dir, self.env.base)
             await asyncio.to_thread(restore_artifacts, self.env.state_dir, self.env.base, root, changed)
         desired = await asyncio.to_thread(self.env.build, root, sha)
-        self.env.install(desired, f"commit {sha[:12]} of {self.settings.label}")
+        self.env.install(desired, f"commit {sha[:12]} of {self.settings.label}", root)
         if content != self.applied.get("snapshot_hash"):
             self.applied = {**self.applied, "snapshot_hash": content}
             self.env.store.put(APPLIED_KEY, self.applied)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError
+from shipyard.source.credentials import split_credentials
 from shipyard.source.gitcli import normalize_url, redact_url
 from shipyard.state.store import Store
 
@@ -30,7 +31,8 @@ class SourceSettings:
                secret_file: Path | None) -> SourceSettings:
         if interval <= 0:
             raise ShipyardError(f"invalid --interval {interval:g}s: it must be positive")
-        return cls(normalize_url(url), ref or "main", (path or "").strip("/"), interval,
+        url, _ = split_credentials(normalize_url(url))  # a token is kept apart (source/credentials.py), never here
+        return cls(url, ref or "main", (path or "").strip("/"), interval,
                    str(secret_file.resolve()) if secret_file else None)
 
     @property

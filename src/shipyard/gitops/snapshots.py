@@ -47,6 +47,8 @@ def changed_artifacts(state_dir: Path, desired: DesiredState) -> list[str]:
     """The services whose artifact snapshot no longer matches its content hash (edited, added or deleted files)."""
     changed = []
     for name, service in sorted(desired.services.items()):
+        if service.release.digest:
+            continue  # an artifact image's root: verified by digest when pulled, not a copy of the repository
         target = state_dir / "snapshots" / service.release.snapshot
         if not target.is_dir() or tree_hash(target) != service.release.snapshot:
             changed.append(name)
@@ -60,6 +62,8 @@ def restore_artifacts(state_dir: Path, desired: DesiredState, root: Path, servic
     """
     for name in services:
         release = desired.services[name].release
+        if release.digest or desired.specs[name].artifact.path is None:
+            continue
         source = root / desired.specs[name].artifact.path
         target = state_dir / "snapshots" / release.snapshot
         target.mkdir(parents=True, exist_ok=True)

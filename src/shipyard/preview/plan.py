@@ -11,6 +11,7 @@ from shipyard.engine.snapshot import tree_hash
 from shipyard.errors import Problem, SpecError
 from shipyard.preview.diff import EnvironmentDiff, diff_environment
 from shipyard.preview.revisions import History
+from shipyard.secrets.validate import with_secret_fingerprints
 from shipyard.source.errors import SourceError
 from shipyard.source.git import Commit
 from shipyard.spec.load import ProjectSource, load_project
@@ -151,6 +152,8 @@ def _render(source: ProjectSource, root: Path, names: list[str]) -> tuple[dict[s
 
 def _with_code(rendered: dict[str, Any], root: Path) -> dict[str, Any]:
     for service in rendered["services"].values():
+        if "path" not in service["artifact"]:
+            continue  # an image: its digest says what runs
         artifact = root / service["artifact"]["path"]
         service["artifact"]["code"] = tree_hash(artifact) if artifact.is_dir() else None
-    return rendered
+    return with_secret_fingerprints(rendered, root)

@@ -65,16 +65,15 @@ class EnvoyRouter:
                 self.problem = str(exc)
                 raise
 
-    async def drain(self, instance: "Instance", timeout: float) -> None:
-        from shipyard.proxy.model import cluster_name
-
+    async def drain(self, cluster: str, endpoint: Endpoint, timeout: float) -> None:
         if self.handle is None or not envoy.is_alive(self.handle):
             return
         async with self.handle.admin() as admin:
             try:
-                await admin.wait_drained(cluster_name(instance.release), Endpoint("127.0.0.1", instance.port), timeout)
+                await admin.wait_drained(cluster, endpoint, timeout)
             except DataPlaneError as exc:
-                log.warning("%s: %s; stopping it anyway (grace period over)", instance.id, exc)
+                log.warning("%s %s:%s: %s; stopping it anyway (grace period over)", cluster, endpoint.host,
+                            endpoint.port, exc)
 
     def endpoint(self, service: str) -> str | None:
         port = self.endpoints.get(service)

@@ -153,9 +153,15 @@ class Route:
     timeout_s: float = 0
     idle_timeout_s: float = 300
     retries: int = 2
+    # A parallel run: `compare_percent` of requests of `compare_methods` copied to the comparator's cluster.
+    compare_cluster: str | None = None
+    compare_percent: float = 0
+    compare_methods: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_name("service", self.service)
+        if not 0 <= self.compare_percent <= 100:
+            raise ValueError(f"route {self.service}: compare_percent must be within 0..100")
         check_port(self.port)
         if any(w < 0 for _, w in self.weights):
             raise ValueError(f"route {self.service}: weights must be >= 0")
@@ -169,7 +175,7 @@ class Route:
     def clusters(self) -> frozenset[str]:
         """Every cluster this route can send a request to."""
         names = {name for name, _ in self.weights}
-        names.update(c for c in (self.match_cluster, self.mirror_cluster) if c is not None)
+        names.update(c for c in (self.match_cluster, self.mirror_cluster, self.compare_cluster) if c is not None)
         return frozenset(names)
 
 

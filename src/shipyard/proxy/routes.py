@@ -97,19 +97,36 @@ def route_entries(route: Route, path_prefix: str | None) -> list[Json]:
     With retries, idempotent methods get their own copy retrying on `reset`; the rest retry only
     when the request never reached a backend (`reset-before-request`).
     """
-    classes: list[tuple[str | None, str]] = [(None, RETRY_ON_OTHERS)]
+    classes: list[tuple[str | None, str, bool]] = [(None, RETRY_ON_OTHERS, False)]
     if route.retries:
-        classes.insert(0, (IDEMPOTENT_METHODS, RETRY_ON_IDEMPOTENT))
+        classes.insert(0, (IDEMPOTENT_METHODS, RETRY_ON_IDEMPOTENT, False))
+    classes[:0] = _compared_classes(route)
     entries: list[Json] = []
-    for methods, retry_on in classes:
+    for methods, retry_on, compared in classes:
         for m in route.matches:
             assert route.match_cluster is not None  # checked by Route
-            action = _action(route, ((route.match_cluster, 1),), retry_on)
+            action = _action(route, ((route.match_cluster, 1),), retry_on, compared)
             entries.append({"match": _match(path_prefix, methods, m), **action})
         entries.append(
-            {"match": _match(path_prefix, methods, None), **_action(route, route.weights, retry_on)}
+            {"match": _match(path_prefix, methods, None), **_action(route, route.weights, retry_on, compared)}
         )
     return entries
+
+
+def _compared_classes(route: Route) -> list[tuple[str | None, str, bool]]:
+    """A parallel run's methods first, with the copy to the comparator: only the listed methods are
+    ever copied (a non-idempotent one only when listed), each keeping its own retry rule."""
+    if route.compare_cluster is None or route.compare_percent <= 0 or not route.compare_methods:
+        return []
+    idempotent = set(IDEMPOTENT_METHODS.split("|"))
+    methods = sorted({m.upper() for m in route.compare_methods})
+    safe, others = [m for m in methods if m in idempotent], [m for m in methods if m not in idempotent]
+    classes: list[tuple[str | None, str, bool]] = []
+    if safe:
+        classes.append(("|".join(safe), RETRY_ON_IDEMPOTENT if route.retries else RETRY_ON_OTHERS, True))
+    if others:
+        classes.append(("|".join(others), RETRY_ON_OTHERS, True))
+    return classes
 
 
 def _match(path_prefix: str | None, methods: str | None, match: Match | None) -> Json:
@@ -141,7 +158,7 @@ def _re2_escape(text: str) -> str:
     return "".join(c if c.isalnum() else "\\" + c for c in text)
 
 
-def _action(route: Route, weights: tuple[tuple[str, int], ...], retry_on: str) -> Json:
+def _action(route: Route, weights: tuple[tuple[str, int], ...], retry_on: str, compared: bool = False) -> Json:
     totals: dict[str, int] = {}
     for cluster, weight in weights:
         if weight > 0:
@@ -160,17 +177,24 @@ def _action(route: Route, weights: tuple[tuple[str, int], ...], retry_on: str) -
         }
     if route.retries:
         action["retry_policy"] = _retry_policy(route.retries, retry_on)
+    mirrors = []
     if route.mirror_cluster is not None and route.mirror_percent > 0:
-        parts_per_million = round(route.mirror_percent * 10_000)
-        action["request_mirror_policies"] = [
-            {
-                "cluster": envoy_name(route.mirror_cluster),
-                "runtime_fraction": {
-                    "default_value": {"numerator": parts_per_million, "denominator": "MILLION"}
-                },
-            }
-        ]
+        mirrors.append(_mirror(route.mirror_cluster, route.mirror_percent))
+    if compared and route.compare_cluster is not None:
+        mirrors.append(_mirror(route.compare_cluster, route.compare_percent))
+    if mirrors:
+        action["request_mirror_policies"] = mirrors
     return {"route": action}
+
+
+def _mirror(cluster: str, percent: float) -> Json:
+    """A copy of `percent` % of requests to `cluster`: Envoy discards its answer, the user never waits for it."""
+    return {
+        "cluster": envoy_name(cluster),
+        "runtime_fraction": {
+            "default_value": {"numerator": round(percent * 10_000), "denominator": "MILLION"}
+        },
+    }
 
 
 def _retry_policy(retries: int, retry_on: str) -> Json:

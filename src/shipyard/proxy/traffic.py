@@ -68,22 +68,40 @@ class TrafficHistory:
         base, last = self._samples[index], self._samples[-1]
         if base is last:
             base = self._samples[-2]
-        later = last.clusters.get(cluster, ClusterStats())
-        earlier = base.clusters.get(cluster, ClusterStats())
-        if later.requests < earlier.requests or later.errors_5xx < earlier.errors_5xx:
-            earlier = ClusterStats()  # counters went down: Envoy restarted
-        elif _reset(earlier, later):
-            # Envoy starts a cluster's histogram afresh when the cluster is updated (an endpoint
-            # added or removed) while its counters go on: latency counts from that update.
-            earlier = ClusterStats(earlier.requests, earlier.errors_5xx, ())
-        delta = later - earlier
-        return WindowStats(requests=delta.requests, errors_5xx=min(delta.errors_5xx, delta.requests),
-                           seconds=max(0.0, last.at - base.at), latency_buckets=_cumulative(delta.latency_buckets))
+        return _between(base, last, cluster)
+
+    def increments(self, cluster: str, since: float) -> list[WindowStats]:
+        """Traffic of `cluster` between each pair of consecutive scrapes from `since` on, oldest first.
+
+        The first pair starts at the newest scrape at or before `since`; every call with the same
+        `since` on the same history gives the same pairs, whatever the cluster (so two releases'
+        increments line up scrape by scrape). Older scrapes are thinned out (see `add`): their
+        increments then span ten seconds instead of one.
+        """
+        times = [s.at for s in self._samples]
+        start = max(0, bisect.bisect_right(times, since) - 1)
+        pairs = zip(self._samples[start:], self._samples[start + 1:])
+        return [_between(earlier, later, cluster) for earlier, later in pairs]
 
     def cumulative(self, cluster: str) -> ClusterStats:
         """Everything Envoy counted for `cluster` since it (re)started, as of the newest scrape."""
         latest = self.latest
         return latest.clusters.get(cluster, ClusterStats()) if latest else ClusterStats()
+
+
+def _between(base: Sample, last: Sample, cluster: str) -> WindowStats:
+    """Traffic of `cluster` from scrape `base` to scrape `last` (see `TrafficHistory.window`)."""
+    later = last.clusters.get(cluster, ClusterStats())
+    earlier = base.clusters.get(cluster, ClusterStats())
+    if later.requests < earlier.requests or later.errors_5xx < earlier.errors_5xx:
+        earlier = ClusterStats()  # counters went down: Envoy restarted
+    elif _reset(earlier, later):
+        # Envoy starts a cluster's histogram afresh when the cluster is updated (an endpoint
+        # added or removed) while its counters go on: latency counts from that update.
+        earlier = ClusterStats(earlier.requests, earlier.errors_5xx, ())
+    delta = later - earlier
+    return WindowStats(requests=delta.requests, errors_5xx=min(delta.errors_5xx, delta.requests),
+                       seconds=max(0.0, last.at - base.at), latency_buckets=_cumulative(delta.latency_buckets))
 
 
 def _reset(earlier: ClusterStats, later: ClusterStats) -> bool:

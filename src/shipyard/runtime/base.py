@@ -30,6 +30,8 @@ class InstanceSpec:
     env: Mapping[str, str]    # full environment; the driver adds nothing but a PATH if missing
     limits: Limits
     hidden_dirs: tuple[Path, ...] = ()   # masked with an empty read-only tmpfs inside the sandbox
+    rootfs: bool = False      # a full OCI image: snapshot_dir is the instance's `/` (bubblewrap required)
+    workdir: str = "/"        # with rootfs: the working directory inside it
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shipyard.errors import RuntimeDriverError
+from shipyard.runtime import logwriter
 
 # The caller is a multithreaded asyncio process, so it must not fork itself. Two ways to detach:
 #
@@ -82,6 +83,26 @@ SPAWN_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
+class LogRotation:
+    """Keep each of stdout/stderr under `max_bytes`, with `backups` older files (`X.log.1` …)."""
+
+    max_bytes: int = logwriter.DEFAULT_MAX_BYTES
+    backups: int = logwriter.DEFAULT_BACKUPS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "LogRotation":
+        """SHIPYARD_LOG_MAX_BYTES (per file) and SHIPYARD_LOG_FILES (per stream, the live one included)."""
+        try:
+            max_bytes = int(environ.get("SHIPYARD_LOG_MAX_BYTES", logwriter.DEFAULT_MAX_BYTES))
+            files = int(environ.get("SHIPYARD_LOG_FILES", logwriter.DEFAULT_BACKUPS + 1))
+        except ValueError as exc:
+            raise RuntimeDriverError(f"SHIPYARD_LOG_MAX_BYTES and SHIPYARD_LOG_FILES must be integers ({exc})") from None
+        if max_bytes < 1 or files < 1:
+            raise RuntimeDriverError("SHIPYARD_LOG_MAX_BYTES and SHIPYARD_LOG_FILES must be at least 1")
+        return cls(max_bytes, files - 1)
+
+
+@dataclass(frozen=True)
 class Detached:
     """The detached process, and its session id (its own pid, or that of the intermediate that made it)."""
 
@@ -91,7 +112,8 @@ class Detached:
 
 def spawn_detached(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, stdout_path: str,
                    stderr_path: str, status_path: str | None = None, status_fd: int = 3,
-                   join_cgroups: Sequence[str] = (), method: str | None = None) -> Detached:
+                   join_cgroups: Sequence[str] = (), method: str | None = None,
+                   rotate: LogRotation | None = None) -> Detached:
     """Start `argv[0]` (an absolute path) detached; stdin is /dev/null, stdout/stderr append to the files.
 
     `status_path`, when given, is opened (truncated) as fd `status_fd` (3-9) for the target.
@@ -99,19 +121,26 @@ def spawn_detached(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, std
     `method` is "setsid" or "python" (default: setsid when it can fork). Raises RuntimeDriverError when
     the launcher fails; with "python" also when the target cannot be executed, with "setsid" that
     ends the detached process instead, with the reason in stderr_path.
+    `rotate`, when given, caps stdout/stderr by size: the target runs behind `runtime/logwriter.py`'s
+    shim (which also joins the cgroups), and its detached writer process rotates the files.
     """
     if not 3 <= status_fd <= 9:
         raise ValueError(f"status_fd must be 3..9, not {status_fd}")
+    name = str(argv[0])
+    if rotate is not None:
+        argv = [sys.executable, "-I", "-S", logwriter.__file__, str(rotate.max_bytes), str(rotate.backups),
+                stdout_path, stderr_path, *join_cgroups, "--", *argv]
+        join_cgroups = ()
     setsid = setsid_with_fork()
     if setsid and method in (None, "setsid"):
         script = _launch_script(stdout_path, stderr_path, status_path, status_fd, join_cgroups)
         command = [setsid, "--fork", "/bin/sh", "-c", script, "shipyard-launch", *argv]
-        return _via_setsid(command, env, cwd, str(argv[0]))
+        return _via_setsid(command, env, cwd, name)
     config = {
         "argv": list(argv), "env": dict(env), "cwd": cwd, "stdout": stdout_path, "stderr": stderr_path,
         "status": status_path, "status_fd": status_fd, "join": list(join_cgroups),
     }
-    return _via_python(config, str(argv[0]))
+    return _via_python(config, name)
 
 
 def _via_setsid(command: list[str], env: Mapping[str, str], cwd: str, name: str) -> Detached:

@@ -18,7 +18,7 @@ from shipyard.errors import RuntimeDriverError
 from shipyard.runtime import cgroups, procfs, sandbox
 from shipyard.runtime.base import EffectiveLimits, Handle, InstanceSpec, Isolation, ProcessStatus
 from shipyard.runtime.capabilities import Capabilities, capabilities
-from shipyard.runtime.detach import spawn_detached
+from shipyard.runtime.detach import LogRotation, spawn_detached
 
 STATUS_FILE = "status.json"      # bwrap's JSON status (child-pid, then exit-code); the shell writes exit-code
 PID_FILE = "service.pid"         # without a sandbox: the service's pid, written before it execs
@@ -42,11 +42,15 @@ class ProcessDriver:
     `cgroup_parent` is the path, relative to each hierarchy's root, under which instance cgroups are
     made (not under the control plane's own cgroup, so that stopping the control plane's unit does not
     take the instances with it). `sandbox=False` and `use_cgroups=False` turn those features off.
+    Each instance's stdout.log and stderr.log rotate at `log_rotation` (default: SHIPYARD_LOG_MAX_BYTES,
+    SHIPYARD_LOG_FILES, else 10 MiB × 3), by a writer process of its own (runtime/logwriter.py).
     """
 
     def __init__(self, cgroup_parent: str = "shipyard", *, sandbox: bool = True, use_cgroups: bool = True,
-                 start_timeout: float = 2.0, caps: Capabilities | None = None) -> None:
+                 start_timeout: float = 2.0, caps: Capabilities | None = None,
+                 log_rotation: LogRotation | None = None) -> None:
         self._parent = cgroup_parent.strip("/")
+        self._log_rotation = log_rotation or LogRotation.from_env(os.environ)
         self._sandbox = sandbox
         self._use_cgroups = use_cgroups
         self._start_timeout = start_timeout
@@ -65,6 +69,9 @@ class ProcessDriver:
         _prepare(spec)
         groups, cgroup_notes = self._make_cgroups(spec, caps)
         bwrap = caps.bwrap if self._sandbox else None
+        if spec.rootfs and not bwrap:
+            raise RuntimeDriverError(f"instance {spec.instance_id}: a full OCI image needs bubblewrap to run with "
+                                     "its own root (" + ("; ".join(caps.sandbox_notes) or "sandbox disabled") + ")")
         run_dir = Path(spec.run_dir)
         status_file, pid_file = run_dir / STATUS_FILE, run_dir / PID_FILE
         stderr_path = run_dir / "stderr.log"
@@ -77,7 +84,8 @@ class ProcessDriver:
             detached = spawn_detached(
                 argv, env=sandbox.service_env(spec), cwd=os.path.abspath(spec.snapshot_dir),
                 stdout_path=str(run_dir / "stdout.log"), stderr_path=str(stderr_path),
-                status_path=str(status_file) if bwrap else None, join_cgroups=cgroups.procs_files(groups))
+                status_path=str(status_file) if bwrap else None, join_cgroups=cgroups.procs_files(groups),
+                rotate=self._log_rotation)
         except RuntimeDriverError:
             _remove_quietly(groups)
             raise
@@ -132,7 +140,7 @@ class ProcessDriver:
             if "exit-code" in status:
                 return _Started(0, init_pid)   # the service came and went before we could see it
             if not supervising:
-                why = _new_stderr(stderr_path, stderr_offset) or "no output"
+                why = _wait_for_stderr(stderr_path, stderr_offset)
                 raise RuntimeDriverError(f"instance {handle.instance_id} did not start: {why}")
             if time.monotonic() >= deadline:
                 raise RuntimeDriverError(
@@ -324,6 +332,14 @@ def _service_under_init(init_pid: int) -> int | None:
         if inner == 2 or (inner is None and len(kids) == 1):   # None: a kernel without NSpid
             return child
     return None
+
+
+def _wait_for_stderr(path: Path, offset: int, patience: float = 0.5) -> str:
+    """The last new line of stderr; the log writer may still be copying it, so wait briefly for one."""
+    deadline = time.monotonic() + patience
+    while not (line := _new_stderr(path, offset)) and time.monotonic() < deadline:
+        time.sleep(POLL)
+    return line or "no output"
 
 
 def _new_stderr(path: Path, offset: int) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from shipyard.source.errors import SourceError
+from shipyard.source.credentials import helper_args, helper_env, load_password, save_password, split_credentials
 from shipyard.source.gitcli import normalize_url, redact_url, run_git, summarise
 
 FETCH_TIMEOUT = 300.0
@@ -186,8 +187,10 @@ class Mirror(_Repository):
     """
 
     def __init__(self, cache_dir: Path, url: str | Path, *, timeout: float = FETCH_TIMEOUT) -> None:
-        self.url = normalize_url(url)
+        self.url, inline = split_credentials(normalize_url(url))  # a token never goes on git's command line
         self.cache_dir = cache_dir
+        if inline is not None:
+            save_password(cache_dir, inline)
         digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         slug = re.sub(r"[^\w.-]", "_", self.url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git"))[:40]
         self.path = cache_dir / f"{slug}-{digest}.git"
@@ -219,9 +222,14 @@ class Mirror(_Repository):
     def _fetch(self, *refspecs: str, prune: bool = False) -> None:
         # Auto-gc runs in the foreground, so it too is covered by the lock and the timeout.
         args = ["-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-write-fetch-head"]
+        password = load_password(self.cache_dir)
+        if password is not None:
+            args, env = [*helper_args(), *args], helper_env(self.url, password)
+        else:
+            env = None
         try:
             self._git(
-                *args, *(["--prune"] if prune else []), self.url, *refspecs, what=f"cannot fetch {self}"
+                *args, *(["--prune"] if prune else []), self.url, *refspecs, what=f"cannot fetch {self}", env=env
             )
         except SourceError as exc:
             raise SourceError(str(exc).replace(self.url, str(self))) from None  # git may echo a token

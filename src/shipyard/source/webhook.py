@@ -6,9 +6,11 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from typing import NamedTuple
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"  # GitHub and Gitea send it; GitLab sends a plain token instead
+LEGACY_SIGNATURE_HEADER = "X-Hub-Signature"  # Bitbucket sends `sha256=…` under this name (GitHub: sha1, refused)
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _PREFIX = "sha256="
@@ -23,6 +25,15 @@ class Push(NamedTuple):
     def matches(self, followed: str) -> bool:
         """Whether this push moved FOLLOWED, given as `main`, `v1.2` or a full `refs/...` name."""
         return self.ref in (followed, f"refs/heads/{followed}", f"refs/tags/{followed}")
+
+
+def signature_header(headers: Mapping[str, str]) -> str | None:
+    """The signature a delivery carries: X-Hub-Signature-256, else an X-Hub-Signature that is `sha256=…`."""
+    signature = headers.get(SIGNATURE_HEADER)
+    if signature is None:
+        legacy = headers.get(LEGACY_SIGNATURE_HEADER)
+        signature = legacy if legacy is not None and legacy.startswith(_PREFIX) else None
+    return signature
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:

@@ -23,6 +23,8 @@ from shipyard.spec import models
 from shipyard.spec.models import (
     NAME_PATTERN,
     Analysis,
+    EnvEntry,
+    SecretRef,
     ApprovalGate,
     CommandGate,
     CompareAnalysis,
@@ -127,6 +129,7 @@ NAMED_TYPES: list[tuple[Any, str]] = [
     (CountOrPercent, "count or percentage"),
     (Fraction, "percentage"),
     (EnvValue, "scalar (kept as text)"),
+    (EnvEntry, "scalar (kept as text) or `{secret: KEY.PATH}`"),
     (Threshold, "number or duration"),
 ]
 
@@ -310,6 +313,8 @@ def _rows(model: type[BaseModel], prefix: str, defaults: dict[str, Any] | None,
             rows += _rows(inner, f"{key}.", default if isinstance(default, dict) else None, unions)
         elif _union_of(annotation, metadata) is not None:
             unions.setdefault(_union_of(annotation, metadata), []).append(key)
+        if typing.get_origin(annotation) is dict and typing.get_args(annotation)[1] is EnvEntry:
+            rows += _rows(SecretRef, f"{key}.NAME.", None, unions)  # the one mapping form of an env value
         item = _list_item(annotation)
         if item is not None and _model_of(_flatten(item, [])[0]) is not None:
             rows += _rows(_model_of(_flatten(item, [])[0]), f"{key}[].", None, unions)  # type: ignore[arg-type]

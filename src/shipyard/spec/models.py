@@ -12,6 +12,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -42,9 +43,49 @@ class Document(Model):
 
 
 class Artifact(Model):
-    path: str = Field(min_length=1, description="Directory of the config repository holding the service's code; "
-                      "snapshotted per release.")
-    command: list[str] = Field(min_length=1, description="argv run inside the snapshot, e.g. `[python3, app.py]`.")
+    path: Optional[str] = Field(default=None, min_length=1,
+                                description="Local source: a directory of the config repository holding the "
+                                "service's code, snapshotted per release (the inner loop).")
+    image: Optional[Name] = Field(default=None, description="An artifact in the store (`shipyard build`), "
+                                  "run at the service's `version`; the release pins its digest.")
+    command: list[str] = Field(description="argv run in the service's directory, e.g. `[python3, app.py]`; "
+                               "optional with `image` (the image's entrypoint and command).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _command_from_image(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("image") is not None and "command" not in data:
+            return {**data, "command": []}
+        return data
+
+    @field_validator("command")
+    @classmethod
+    def _command_for_path(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if not value and info.data.get("image") is None:
+            raise ValueError("List should have at least 1 item after validation, not 0")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Artifact":
+        if (self.path is None) == (self.image is None):
+            raise ValueError("give exactly one of `path` (local source) and `image` (a built artifact)")
+        return self
+
+
+class SecretRef(Model):
+    secret: str = Field(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+                        description="Key path in the environment's `secrets/<env>.yaml`, e.g. `payments.api_key`; "
+                        "the decrypted value reaches the instance's environment only.")
+
+
+def _env_kind(value: object) -> str:
+    return "secret" if isinstance(value, (dict, SecretRef)) else "value"
+
+
+EnvEntry = Annotated[
+    Union[Annotated[EnvValue, Tag("value")], Annotated[SecretRef, Tag("secret")]],
+    Discriminator(_env_kind),
+]
 
 
 class Endpoint(Model):
@@ -206,9 +247,14 @@ class ThresholdAnalysis(Model):
 
 
 class CompareAnalysis(Model):
-    compare: Literal["errorRate", "latency"] = Field(description="Compare canary with primary over the same window.")
-    max_increase: Fraction = Field(default=0.0, ge=0, description="Tolerated increase, e.g. `20%`.")
-    confidence: Fraction = Field(default=0.95, ge=0.5, lt=1, description="Confidence of the statistical test.")
+    compare: Literal["errorRate", "latency"] = Field(description="Compare canary with primary over the whole canary, "
+                                                     "at every scrape, with an anytime-valid sequential test.")
+    max_increase: Fraction = Field(default=0.0, ge=0, description="Tolerated increase, e.g. `20%`: of the error rate, or of "
+                                   "the share of requests slower than each latency bound. A larger one, shown at any "
+                                   "scrape, rolls back at once; a step advances once one larger than it plus 10 "
+                                   "percentage points is ruled out.")
+    confidence: Fraction = Field(default=0.95, ge=0.5, lt=1, description="1 − the probability of a false rollback "
+                                 "over the whole rollout, however often the test looks.")
 
 
 class PrometheusAnalysis(Model):
@@ -245,17 +291,54 @@ Analysis = Annotated[
 ]
 
 
+class ParallelRunIgnore(Model):
+    headers: list[str] = Field(default_factory=list, description="Response headers never compared, e.g. `x-request-id`.")
+    json_: list[str] = Field(default_factory=list, alias="json",
+                             description="JSONPaths removed from JSON bodies before comparing, e.g. `$.timestamp`, `$.items[*].id`.")
+
+    @field_validator("json_")
+    @classmethod
+    def _json_paths(cls, paths: list[str]) -> list[str]:
+        import jsonpath_ng  # the parser the comparator uses
+
+        for path in paths:
+            if not path.startswith("$"):
+                raise ValueError(f"{path!r} is not a JSONPath: start it with `$`, e.g. `$.timestamp`")
+            try:
+                jsonpath_ng.parse(path)
+            except Exception as exc:  # jsonpath_ng raises bare Exceptions for bad syntax
+                raise ValueError(f"{path!r} is not a valid JSONPath: {exc}") from None
+        return paths
+
+
+HttpMethod = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class ParallelRun(Model):
+    percent: float = Field(default=10, gt=0, le=100,
+                           description="Percent of live requests (of `methods`) copied, off the user's path, to the comparator.")
+    methods: list[HttpMethod] = Field(default_factory=lambda: ["GET"], min_length=1,
+                                      description="Methods copied; a non-idempotent method is never duplicated unless listed.")
+    ignore: ParallelRunIgnore = Field(default_factory=ParallelRunIgnore,
+                                      description="What is never compared: headers and JSON fields known to differ.")
+    max_differences: Optional[int] = Field(default=None, ge=0,
+                                           description="Unexplained differences beyond this fail the canary's analysis; unset: report only.")
+
+
 class CanaryStrategy(Model):
     steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1,
                                                             description="Traffic weights in percent, ascending, ending at 100.")
-    interval: Duration = Field(default=10.0, gt=0, description="Time at each step before the analysis runs.")
-    failure_threshold: int = Field(default=2, ge=1, description="Failed analyses before rollback.")
-    min_requests: int = Field(default=50, ge=0, description="Below this many requests in a window the analysis holds.")
+    interval: Duration = Field(default=10.0, gt=0, description="Minimum time at each step; thresholds are judged after "
+                               "it (and every interval while holding); `compare` entries at every scrape.")
+    failure_threshold: int = Field(default=2, ge=1, description="Failed threshold analyses before rollback (a "
+                                   "`compare` regression rolls back at once).")
+    min_requests: int = Field(default=50, ge=0, description="Below this many canary requests in a step the step holds.")
     analysis: list[Analysis] = Field(default_factory=list)
     match: list[Match] = Field(default_factory=list, description="Requests matching any entry go to the canary.")
     mirror: float = Field(default=0, ge=0, le=100, description="Percent of primary traffic shadowed to the canary first.")
     pre_rollout: list[Gate] = Field(default_factory=list)
     pre_promotion: list[Gate] = Field(default_factory=list)
+    parallel_run: Optional[ParallelRun] = Field(default=None, description="Compare the candidate's answers with two live instances' (see docs/parallel-run.md).")
 
     @field_validator("steps")
     @classmethod
@@ -275,6 +358,21 @@ class Strategy(Model):
     canary: CanaryStrategy = Field(default_factory=CanaryStrategy)
 
 
+class Database(Model):
+    name: Name = Field(description="The database's name, unique in the environment; its URL is `DATABASE_URL` "
+                       "(with several: `<NAME>_DATABASE_URL` for each).")
+    engine: Literal["postgres"] = Field(default="postgres", description="The server the environment runs for it.")
+
+
+class ReleasePhase(Model):
+    command: list[str] = Field(min_length=1, description="argv run once per new release, before any of its instances "
+                               "gets traffic, in the release's sandbox with its files and env (schema migrations); "
+                               "a non-zero exit keeps the release from being deployed.")
+    timeout: Duration = Field(default=600.0, gt=0, description="A release phase still running after this fails.")
+    rerun_on_rollback: bool = Field(default=False, description="Run it again when an older release comes back "
+                                    "(a rollback); migrations are not rolled back with the code either way.")
+
+
 class Service(Document):
     kind: Literal["Service"]
     name: Name = Field(description="Stable name: lower case letters, digits and `-`.")
@@ -283,13 +381,18 @@ class Service(Document):
     replicas: int = Field(default=1, ge=0, le=1000, description="Instances to run.")
     endpoint: Endpoint = Field(default_factory=Endpoint)
     ingress: Optional[Ingress] = None
-    env: dict[str, EnvValue] = Field(default_factory=dict, description="Configuration given to the service as environment variables.")
+    env: dict[str, EnvEntry] = Field(default_factory=dict, description="Configuration given to the service as "
+                                     "environment variables: a value, or `{secret: KEY.PATH}` from `secrets/<env>.yaml`.")
     needs: list[Name] = Field(default_factory=list, description="Services this one calls; each gives `<NAME>_URL`.")
     resources: Resources = Field(default_factory=Resources)
     health: Health = Field(default_factory=Health)
     stop: Stop = Field(default_factory=Stop)
     routing: Routing = Field(default_factory=Routing)
     strategy: Strategy = Field(default_factory=Strategy)
+    databases: list[Database] = Field(default_factory=list, description="Databases the environment provides to this "
+                                      "service alone (a role per service; no other service can connect).")
+    release: Optional[ReleasePhase] = Field(default=None, description="A command run once per new release before "
+                                            "traffic (Heroku's release phase).")
 
 
 # ---- project and environments --------------------------------------------------------------------
@@ -409,6 +512,11 @@ class Project(Document):
     automation: list[Automation] = Field(default_factory=list, description="Services whose new versions reach an "
                                          "environment by themselves.")
 
+    store: Optional[str] = Field(default=None, min_length=1,
+                                 description="Where `artifact.image` artifacts live: an OCI layout directory (relative "
+                                 "to the project) or a registry `HOST[:PORT]/PREFIX` (default ~/.shipyard/artifacts; "
+                                 "$SHIPYARD_STORE overrides it).")
+
     @property
     def environment_names(self) -> list[str]:
         return [stage.name for stage in self.environments]
@@ -429,3 +537,6 @@ class Environment(Document):
     name: Name
     services: dict[str, Optional[dict]] = Field(default_factory=dict,
                                                 description="Service name → overlay of any Service field, deep-merged onto the base.")
+    flags: dict[str, Optional[dict]] = Field(default_factory=dict,
+                                             description="Flag key → overlay of a flag of `flags/*` (flagd format), "
+                                             "deep-merged onto it; `null` removes the flag from this environment.")

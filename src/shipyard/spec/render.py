@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from shipyard.artifacts.errors import ArtifactError, NotFound
+from shipyard.artifacts.stores import open_store, store_location
 from shipyard.errors import Problem, SpecError
+from shipyard.flags.evaluate import FlagSet
+from shipyard.flags.files import load_flags
+from shipyard.spec.artifact_path import artifact_problem
+from shipyard.secrets.validate import file_problems, reference_problems, secret_files
 from shipyard.spec.hints import closest
 from shipyard.spec.load import ProjectSource, file_has_problems, load_project, service_data
 from shipyard.spec.merge import merge, merge_positions
-from shipyard.spec.models import Service
+from shipyard.spec.models import SecretRef, Service
 from shipyard.spec.problems import field_path, problems_from_validation
 from shipyard.spec.yamlfile import PathKey, Position, YamlDocument
 
@@ -27,17 +33,29 @@ class DesiredEnvironment:
     environment: str
     root: Path
     services: dict[str, Service]
+    flags: FlagSet | None = None  # the environment's feature flags (flagd format), see shipyard.flags
+    store: str | None = None                                    # the project's `store:` (artifact images)
+    digests: dict[str, str] = field(default_factory=dict)      # service → resolved digest of its image
 
     def to_dict(self) -> dict[str, Any]:
-        """The shape `shipyard render -o json` prints: every effective field, services sorted by name."""
-        return {
-            "project": self.project,
-            "environment": self.environment,
-            "services": {
-                name: self.services[name].model_dump(mode="json", by_alias=True, exclude={"api_version", "kind"})
-                for name in sorted(self.services)
-            },
-        }
+        """The shape `shipyard render -o json` prints: every effective field, services sorted by name.
+
+        With flags, `flags` is the environment's flagd flag file (overlays merged, `$ref`s resolved).
+        """
+        services = {}
+        for name in sorted(self.services):
+            data = self.services[name].model_dump(mode="json", by_alias=True, exclude={"api_version", "kind"})
+            artifact = data["artifact"]
+            for key in ("path", "image"):
+                if artifact.get(key) is None:
+                    artifact.pop(key, None)
+            if name in self.digests:
+                artifact["digest"] = self.digests[name]
+            services[name] = data
+        rendered: dict[str, Any] = {"project": self.project, "environment": self.environment, "services": services}
+        if self.flags is not None and self.flags.flags:
+            rendered["flags"] = self.flags.document
+        return rendered
 
 
 def render(root: Path, environment: str) -> DesiredEnvironment:
@@ -57,6 +75,9 @@ def check(root: Path, environment: str | None = None) -> list[Problem]:
     names = [environment] if environment else sorted(source.environments)
     for name in names:
         problems.extend(render_environment(source, name)[1])
+    if environment is None:  # files under secrets/ that no environment renders must be encrypted too
+        for relative in secret_files(source.root):
+            problems.extend(file_problems(source.root, relative)[0])
     return _unique(problems)
 
 
@@ -84,9 +105,46 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
     problems.extend(_check_references(source, services, positions, set(env_model.services)))
+    store = source.project.store if source.project else None
+    digests: dict[str, str] = {}
+    if not problems:
+        digests, image_problems = resolve_images(source.root, store, services,
+                                                 {n: _locator(p, env_doc.file) for n, p in positions.items()})
+        problems.extend(image_problems)
+    flags, flag_problems = load_flags(source.root, env_doc)
+    problems.extend(flag_problems)
+    problems.extend(_check_secrets(source.root, environment, services, positions))
+    problems.extend(_check_databases(services, positions))
     if problems or source.project is None:
         return None, problems
-    return DesiredEnvironment(source.project.name, environment, source.root, services), problems
+    return (DesiredEnvironment(source.project.name, environment, source.root, services, flags, store, digests),
+            problems)
+
+
+def resolve_images(root: Path, store: str | None, services: dict[str, Service],
+                   locators: dict[str, Any]) -> tuple[dict[str, str], list[Problem]]:
+    """Each `artifact.image` service's digest at its version; a Problem at `version` for one not in the store."""
+    wanted = {name: s for name, s in services.items() if s.artifact.image is not None}
+    if not wanted:
+        return {}, []
+    digests: dict[str, str] = {}
+    problems: list[Problem] = []
+    try:
+        opened = open_store(store_location(None, store, root))
+    except ArtifactError as exc:
+        return {}, [_at(locators[name], ("artifact", "image"), str(exc)) for name in sorted(wanted)]
+    for name in sorted(wanted):
+        service = wanted[name]
+        image = service.artifact.image or ""
+        try:
+            digests[name] = opened.resolve(image, service.version)
+        except NotFound as exc:
+            known = ", ".join(exc.versions) or "none"
+            problems.append(_at(locators[name], ("version",), f"service `{name}`: version `{service.version}` of "
+                                f"artifact `{image}` is not in the store {opened.location} (versions: {known})"))
+        except ArtifactError as exc:
+            problems.append(_at(locators[name], ("artifact", "image"), str(exc)))
+    return digests, problems
 
 
 def _merge_service(
@@ -157,9 +215,39 @@ def _check_references(
             if route in routes:
                 problems.append(_at(locate, ("ingress",), f"the same ingress host and path as `{routes[route]}`"))
             routes.setdefault(route, name)
-        problem = _check_artifact(source.root, service.artifact.path)
+        problem = artifact_problem(source.root, service.artifact.path) if service.artifact.path is not None else None
         if problem:
             problems.append(_at(locate, ("artifact", "path"), problem))
+    return problems
+
+
+def _check_secrets(root: Path, environment: str, services: dict[str, Service],
+                   positions: dict[str, dict[PathKey, Position]]) -> list[Problem]:
+    """`secrets/<env>.yaml` holds no plaintext, and every `{secret: ...}` of a service names a key in it."""
+    problems = file_problems(root, f"secrets/{environment}.yaml")[0] if (root / "secrets" / f"{environment}.yaml").is_file() \
+        else []
+    refs = []
+    for name in sorted(services):
+        locate = _locator(positions[name], "services")
+        for variable, value in services[name].env.items():
+            if isinstance(value, SecretRef):
+                position = locate(("env", variable, "secret"))
+                refs.append((value.secret, position, field_path((*position.prefix, "env", variable, "secret"))))
+    return problems + reference_problems(root, environment, refs)
+
+
+def _check_databases(services: dict[str, Service], positions: dict[str, dict[PathKey, Position]]) -> list[Problem]:
+    """A database belongs to one service: the same name twice in an environment would be shared."""
+    owners: dict[str, str] = {}
+    problems = []
+    for name in sorted(services):
+        locate = _locator(positions[name], "services")
+        for index, database in enumerate(services[name].databases):
+            key = database.name.replace("-", "_")
+            if key in owners:
+                problems.append(_at(locate, ("databases", index, "name"), f"database `{database.name}` already "
+                                    f"belongs to `{owners[key]}`: services do not share databases"))
+            owners.setdefault(key, name)
     return problems
 
 
@@ -168,15 +256,6 @@ def _missing_dependency(source: ProjectSource, dependency: str) -> str:
         return f"needs `{dependency}`, which this environment does not deploy"
     hint = closest(dependency, source.services)
     return f"unknown service `{dependency}`" + (f"; did you mean `{hint}`?" if hint else "")
-
-
-def _check_artifact(root: Path, relative: str) -> str | None:
-    path = Path(relative)
-    if path.is_absolute() or ".." in path.parts:
-        return f"must be a directory inside the project, got {relative!r}"
-    if not (root / path).is_dir():
-        return f"no directory {relative!r} in the project"
-    return None
 
 
 def _at(locate, path: PathKey, message: str) -> Problem:  # type: ignore[no-untyped-def]

@@ -25,6 +25,9 @@ def json_schema() -> dict[str, Any]:
     stages["items"] = {"anyOf": [{"type": "string", "pattern": NAME_PATTERN}, stages["items"]]}  # a bare name is a stage
     defs["Environment"]["properties"]["services"]["additionalProperties"] = {
         "anyOf": [{"$ref": "#/$defs/ServiceOverlay"}, {"type": "null"}]}
+    defs["FlagOverlay"] = FLAG_OVERLAY
+    defs["Environment"]["properties"]["flags"]["additionalProperties"] = {
+        "anyOf": [{"$ref": "#/$defs/FlagOverlay"}, {"type": "null"}]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -32,6 +35,19 @@ def json_schema() -> dict[str, Any]:
         "anyOf": [{"$ref": f"#/$defs/{name}"} for name in ("Project", "Service", "Environment")],
         "$defs": dict(sorted(defs.items())),
     }
+
+
+# An environment's change to a flag of `flags/*` (flagd's flag format, see docs/flags.md); `null` unsets a field.
+FLAG_OVERLAY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "state": {"enum": ["ENABLED", "DISABLED", None]},
+        "variants": {"type": ["object", "null"]},
+        "defaultVariant": {"type": ["string", "boolean", "null"]},
+        "targeting": {"type": ["object", "null"], "description": "JsonLogic with flagd's operations."},
+        "metadata": {"type": ["object", "null"]},
+    },
+}
 
 
 class _Generator(GenerateJsonSchema):

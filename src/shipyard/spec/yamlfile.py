@@ -10,11 +10,17 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 
 from shipyard.errors import Problem
 
 PathKey = tuple[str | int, ...]
 _TOO_DEEP = "YAML nested too deeply"
+# Bounds on what one file may cost, so that a hostile or broken file (an alias bomb: 334 bytes that
+# expand to 1.2 M nodes) is a validation error in milliseconds instead of minutes and gigabytes.
+MAX_BYTES = 1024 * 1024
+MAX_ALIASES = 100
+MAX_NODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -47,11 +53,17 @@ class YamlDocument:
 def read_yaml(path: Path, relative: str) -> YamlDocument:
     """Parse one file; raises a list of Problems (as YamlSyntaxError) for unreadable or malformed YAML."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise YamlSyntaxError([Problem(relative, 1, 1, "", f"the file is larger than {MAX_BYTES // 2**20} MiB: "
+                                                               "split it, or move data out of the config")])
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise YamlSyntaxError([Problem(relative, 1, 1, "", f"cannot read file: {exc}")]) from exc
     yaml = YAML(typ="rt")
     try:
+        _check_aliases(yaml, text, relative)
         documents = list(yaml.load_all(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -70,6 +82,10 @@ def read_yaml(path: Path, relative: str) -> YamlDocument:
                                                            f"{len(documents)}")])
     document = YamlDocument(relative, None)
     try:
+        if _expanded_size(documents[0], {}) > MAX_NODES:
+            raise YamlSyntaxError([Problem(relative, 1, 1, "", f"the YAML expands to more than {MAX_NODES:,} values "
+                                                               "(aliases repeat what they name): write it out, or "
+                                                               "use fewer aliases")])
         document.data = _plain(documents[0], (), document)
     except RecursionError as exc:
         raise YamlSyntaxError([Problem(relative, 1, 1, "", _TOO_DEEP)]) from exc
@@ -82,6 +98,40 @@ class YamlSyntaxError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
+
+
+def _check_aliases(yaml: YAML, text: str, relative: str) -> None:
+    """More than MAX_ALIASES aliases (`*name`, `<<: *name`) is an error, found from the events alone."""
+    count = 0
+    for event in yaml.parse(text):
+        if isinstance(event, AliasEvent):
+            count += 1
+            if count > MAX_ALIASES:
+                mark = event.start_mark
+                raise YamlSyntaxError([Problem(relative, mark.line + 1, mark.column + 1, "",
+                                               f"more than {MAX_ALIASES} YAML aliases: write the values out, "
+                                               "or use fewer anchors")])
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """How many values NODE becomes once its aliases are copied out (as `_plain` does).
+
+    An alias is the same Python object as its anchor, so sizes are remembered by identity and the count
+    costs one visit per distinct node; a node that contains itself counts as too large."""
+    if not isinstance(node, (CommentedMap, CommentedSeq)):
+        return 1
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = MAX_NODES + 1  # while being counted: a cycle back to it is "too large"
+    children = node.values() if isinstance(node, CommentedMap) else node
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes)
+        if total > MAX_NODES:
+            break
+    sizes[id(node)] = total
+    return total
 
 
 def _plain(node: Any, path: PathKey, document: YamlDocument) -> Any:

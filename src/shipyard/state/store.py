@@ -27,11 +27,12 @@ CREATE TABLE IF NOT EXISTS rollouts (service TEXT NOT NULL, started_at REAL NOT 
                                      data TEXT NOT NULL, PRIMARY KEY (service, started_at));
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, type TEXT NOT NULL,
                                    object TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
-                                   data TEXT NOT NULL DEFAULT '{}');
+                                   data TEXT NOT NULL DEFAULT '{}', count INTEGER NOT NULL DEFAULT 1,
+                                   first_seen REAL);
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, applied_at REAL NOT NULL,
                                     revision TEXT NOT NULL, result TEXT NOT NULL, data TEXT NOT NULL);
 """
-MAX_EVENTS = 5000
+MAX_EVENTS = 5000  # rows kept in the events table (docs/engine.md)
 MAX_HISTORY = 1000
 
 
@@ -45,6 +46,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            _migrate(self._db)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the state database {path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -90,6 +92,15 @@ class Store:
         rows = self._execute("SELECT created_at, data FROM releases WHERE service = ? ORDER BY created_at", (service,))
         return [(created, Release.from_dict(json.loads(data))) for created, data in rows]
 
+    def all_releases(self) -> list[tuple[float, Release]]:
+        """Every release with when it was recorded (for garbage collection)."""
+        rows = self._execute("SELECT created_at, data FROM releases ORDER BY created_at")
+        return [(created, Release.from_dict(json.loads(data))) for created, data in rows]
+
+    def delete_releases(self, release_ids: list[str]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM releases WHERE id = ?", [(i,) for i in release_ids])
+
     # ---- instances --------------------------------------------------------------------------------
     def save_instance(self, instance: Instance) -> None:
         self._execute("INSERT INTO instances (id, service, data) VALUES (?, ?, ?) "
@@ -118,23 +129,60 @@ class Store:
         rows = self._execute("SELECT data FROM rollouts WHERE service = ? ORDER BY started_at DESC", (service,))
         return [Rollout(**json.loads(data)) for (data,) in rows]
 
+    def all_rollouts(self) -> list[Rollout]:
+        rows = self._execute("SELECT data FROM rollouts ORDER BY service, started_at")
+        return [Rollout(**json.loads(data)) for (data,) in rows]
+
+    def delete_rollouts(self, keys: list[tuple[str, float]]) -> None:
+        """Delete the rollout records with these (service, started_at)."""
+        with self._lock:
+            self._db.executemany("DELETE FROM rollouts WHERE service = ? AND started_at = ?", keys)
+
     # ---- events -----------------------------------------------------------------------------------
     def add_event(self, type_: str, obj: str, reason: str, message: str, data: dict[str, Any] | None = None,
                   at: float | None = None) -> int:
+        """Record an event; a repeat of one already kept (same object, reason and message) is counted, not kept twice.
+
+        Like Kubernetes' `count`: the repeat replaces the earlier row under a new id (so `events -f`, which reads
+        by id, sees it again with its count) and keeps `first_seen`; `time` and `last_seen` are the latest
+        occurrence. At most MAX_EVENTS rows are kept, the oldest (by last occurrence) pruned first.
+        """
+        now = at or time.time()
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO events (time, type, object, reason, message, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (at or time.time(), type_, obj, reason, message, json.dumps(data or {})))
-            event_id = int(cursor.lastrowid or 0)
-            if event_id % 100 == 0:  # bounded: drop the oldest, in batches to keep inserts cheap
-                self._db.execute("DELETE FROM events WHERE id <= ?", (event_id - MAX_EVENTS,))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                previous = self._db.execute("SELECT id, count, first_seen FROM events WHERE object = ? AND reason = ? "
+                                            "AND message = ? ORDER BY id DESC LIMIT 1",
+                                            (obj, reason, message)).fetchone()
+                count, first_seen = (previous[1] + 1, previous[2]) if previous else (1, now)
+                if previous:
+                    self._db.execute("DELETE FROM events WHERE id = ?", (previous[0],))
+                cursor = self._db.execute(
+                    "INSERT INTO events (time, type, object, reason, message, data, count, first_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (now, type_, obj, reason, message, json.dumps(data or {}),
+                                                       count, first_seen))
+                event_id = int(cursor.lastrowid or 0)
+                if event_id % 100 == 0:  # bounded: drop the oldest, in batches to keep inserts cheap
+                    self._db.execute("DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC "
+                                     "LIMIT 1 OFFSET ?)", (MAX_EVENTS,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             return event_id
 
-    def events(self, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-        rows = self._execute("SELECT id, time, type, object, reason, message, data FROM events WHERE id > ? "
-                             "ORDER BY id DESC LIMIT ?", (after, limit))
+    def events(self, after: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Events oldest first: without AFTER the newest LIMIT; with it the first LIMIT whose id is above it.
+
+        A follower that asks again with the last id it saw therefore pages through a burst without a gap.
+        """
+        columns = "id, time, type, object, reason, message, data, count, first_seen"
+        if after is None:
+            rows = self._execute(f"SELECT {columns} FROM events ORDER BY id DESC LIMIT ?", (limit,))[::-1]
+        else:
+            rows = self._execute(f"SELECT {columns} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
         return [{"id": r[0], "time": r[1], "type": r[2], "object": r[3], "reason": r[4], "message": r[5],
-                 "data": json.loads(r[6])} for r in reversed(rows)]
+                 "data": json.loads(r[6]), "count": r[7], "first_seen": r[8], "last_seen": r[1]} for r in rows]
 
     # ---- history of applied revisions ---------------------------------------------------------------
     def add_history(self, revision: str, result: str, data: dict[str, Any], at: float | None = None) -> int:
@@ -151,6 +199,17 @@ class Store:
         rows = self._execute("SELECT id, applied_at, revision, result, data FROM history ORDER BY id DESC LIMIT ?",
                              (limit,))
         return [{**json.loads(r[4]), "id": r[0], "applied_at": r[1], "revision": r[2], "result": r[3]} for r in rows]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database written by an older version up to SCHEMA (columns added later, their indexes)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    if "count" not in columns:
+        db.execute("ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+    if "first_seen" not in columns:
+        db.execute("ALTER TABLE events ADD COLUMN first_seen REAL")
+        db.execute("UPDATE events SET first_seen = time")
+    db.execute("CREATE INDEX IF NOT EXISTS events_key ON events (object, reason, message)")
 
 
 def _instance_dict(instance: Instance) -> dict[str, Any]:

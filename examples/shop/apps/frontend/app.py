@@ -385,6 +385,8 @@ CATALOG_URL = env_url("CATALOG_URL", "http://127.0.0.1:9001")
 ORDERS_URL = env_url("ORDERS_URL", "http://127.0.0.1:9002")
 TITLE = os.environ.get("FRONTEND_TITLE") or "Shipyard Shop"
 RECENT_ORDERS = 10
+OFREP_URL = os.environ.get("SHIPYARD_OFREP_URL", "").strip().rstrip("/")  # feature flags, from Shipyard
+RECOMMENDED = 3
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #1d2733; }
@@ -410,6 +412,25 @@ def fetch_list(base_url: str, path: str, headers: dict[str, str]) -> tuple[list[
     return payload, None
 
 
+def flag_on(key: str, context: dict[str, Any]) -> bool:
+    """A boolean feature flag over OFREP (Shipyard's $SHIPYARD_OFREP_URL); off when flags cannot be reached."""
+    if not OFREP_URL:
+        return False
+    try:
+        status, payload = call(OFREP_URL, "POST", f"/ofrep/v1/evaluate/flags/{key}", {"context": context})
+    except UpstreamError:
+        return False
+    return status == 200 and isinstance(payload, dict) and payload.get("value") is True
+
+
+def flag_context(request: Request) -> dict[str, Any]:
+    """Who is asking: `?user=` is the targeting key (splits stay stable per user), `?email=` an attribute."""
+    context: dict[str, Any] = {"targetingKey": request.param("user") or "anonymous"}
+    if request.param("email"):
+        context["email"] = request.param("email")
+    return context
+
+
 def summary(request: Request) -> dict[str, Any]:
     """Products and recent orders, fetched in parallel; failures are reported, not raised."""
     headers = forwarded_headers(request)
@@ -419,7 +440,8 @@ def summary(request: Request) -> dict[str, Any]:
         products, products_error = products_future.result()
         orders, orders_error = orders_future.result()
     errors = {name: error for name, error in (("catalog", products_error), ("orders", orders_error)) if error}
-    return {"service": SERVICE, "version": VERSION, "products": products, "orders": orders, "errors": errors}
+    return {"service": SERVICE, "version": VERSION, "products": products, "orders": orders, "errors": errors,
+            "recommendations": flag_on("recommendations", flag_context(request))}
 
 
 def money(cents: Any, currency: Any) -> str:
@@ -471,6 +493,11 @@ def render_page(data: dict[str, Any], request: Request) -> str:
                 '<label>Quantity <input type="number" name="quantity" value="1" min="1" max="100"></label> '
                 '<button type="submit">Order</button></form>'
             )
+
+    if data.get("recommendations") and products:
+        parts.append('<section id="recommendations"><h2>Recommended for you</h2><ul>')
+        parts.extend(f"<li>{esc(p.get('name'))}</li>" for p in products[:RECOMMENDED])
+        parts.append("</ul></section>")
 
     parts.append("<h2>Recent orders</h2>")
     orders = data["orders"]

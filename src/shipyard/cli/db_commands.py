@@ -1,0 +1,129 @@
+"""`shipyard db shell|backup|restore|rotate SERVICE`: the operator's hands on a service's own database.
+
+Each runs the PostgreSQL client as the service's role, with the password in the client's environment
+(PGPASSWORD), never in argv and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import click
+
+from shipyard.cli.client import STATE_DIR_OPTION, Client, resolve_state_dir
+from shipyard.cli.output import info
+from shipyard.data.errors import DatabaseError
+from shipyard.data.postgres import PostgresServer, role_name
+from shipyard.state.store import Store
+
+DATABASE_OPTION = click.option("--database", metavar="NAME", help="Which of the service's databases (default: its first).")
+
+
+@click.group(epilog="""\b
+Examples:
+  shipyard db shell orders
+  shipyard db backup orders -o orders.dump
+  shipyard db restore orders -i orders.dump
+  shipyard db rotate orders
+""")
+def db() -> None:
+    """Reach a service's database (the environment's PostgreSQL): shell, backup, restore, rotate its password."""
+
+
+def _target(state_dir: Path | None, service: str, database: str | None) -> tuple[Path, PostgresServer, str]:
+    state = resolve_state_dir(state_dir)
+    server = PostgresServer(state)
+    if not (state / "state.db").exists():
+        raise DatabaseError(f"no environment in {state}: start one with `shipyard up DIR --env NAME`")
+    store = Store(state / "state.db")
+    try:
+        releases = [release for _, release in store.releases(service)]
+    finally:
+        store.close()
+    names = [name for release in releases[-1:] for _, name in release.databases]
+    if not names:
+        raise DatabaseError(f"service {service!r} has no database in this environment (declare `databases:`)")
+    if database is not None and database.replace("-", "_") not in names:
+        raise DatabaseError(f"service {service!r} has no database {database!r} (it has: {', '.join(dict.fromkeys(names))})")
+    return state, server, database.replace("-", "_") if database else names[0]
+
+
+def _client_env(server: PostgresServer, service: str) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "PGPASSWORD": server.password(role_name(service)), "PGHOST": "127.0.0.1", "PGPORT": str(server.port),
+            "PGUSER": role_name(service)}
+
+
+def _run(argv: list[str], env: dict[str, str], what: str) -> None:
+    try:
+        code = subprocess.call(argv, env=env)
+    except OSError as exc:
+        raise DatabaseError(f"cannot run {argv[0]}: {exc.strerror} (install postgresql-client)") from None
+    if code != 0:
+        raise DatabaseError(f"{what} failed ({argv[0]} exited with {code})")
+
+
+@db.command(epilog="""\b
+Examples:
+  shipyard db shell orders
+  echo 'select count(*) from orders' | shipyard db shell orders
+""")
+@click.argument("service")
+@DATABASE_OPTION
+@STATE_DIR_OPTION
+def shell(service: str, database: str | None, state_dir: Path | None) -> None:
+    """Open psql on SERVICE's database, as its role."""
+    _, server, name = _target(state_dir, service, database)
+    _run(["psql", "-X", "-d", name], _client_env(server, service), "psql")
+
+
+@db.command(epilog="""\b
+Examples:
+  shipyard db backup orders -o orders.dump
+""")
+@click.argument("service")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write (pg_dump's custom format).")
+@DATABASE_OPTION
+@STATE_DIR_OPTION
+def backup(service: str, output: Path, database: str | None, state_dir: Path | None) -> None:
+    """Dump SERVICE's database to a file (pg_dump -Fc)."""
+    _, server, name = _target(state_dir, service, database)
+    _run(["pg_dump", "-Fc", "--no-owner", "-d", name, "-f", str(output)], _client_env(server, service), "backup")
+    info(f"{service}: database {name} written to {output}")
+
+
+@db.command(epilog="""\b
+Examples:
+  shipyard db restore orders -i orders.dump
+""")
+@click.argument("service")
+@click.option("-i", "--input", "source", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
+              help="A file written by `shipyard db backup`.")
+@DATABASE_OPTION
+@STATE_DIR_OPTION
+def restore(service: str, source: Path, database: str | None, state_dir: Path | None) -> None:
+    """Restore SERVICE's database from a backup, replacing the objects it contains."""
+    _, server, name = _target(state_dir, service, database)
+    _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", name, str(source)],
+         _client_env(server, service), "restore")
+    info(f"{service}: database {name} restored from {source}")
+
+
+@db.command(epilog="""\b
+Examples:
+  shipyard db rotate orders
+""")
+@click.argument("service")
+@STATE_DIR_OPTION
+def rotate(service: str, state_dir: Path | None) -> None:
+    """Give SERVICE's role a new password and roll its instances onto it (the project is applied again)."""
+    state, server, _ = _target(state_dir, service, None)
+    server.rotate(role_name(service))
+    result = Client(state).request("POST", "/apply", json={})
+    info(f"{service}: new database password; rolling out release {result['services'].get(service, '?')}")
+
+
+COMMANDS = [db]

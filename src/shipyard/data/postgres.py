@@ -1,0 +1,217 @@
+"""One PostgreSQL server per environment (Debian's `postgresql`), a database and a role per service.
+
+The server runs as the unprivileged `postgres` user (it refuses root), which must not be able to enter
+the 0700 state directory (it holds the age key and the passwords); so its data directory, Unix socket
+and log live in `/var/lib/shipyard/postgres/<hash of the state dir>/`, which `<state dir>/postgres`
+points to, and its port and the passwords stay in the state dir. It listens on 127.0.0.1 only, is started detached by
+`pg_ctl`, so it outlives the control plane like an instance and is re-adopted (`pg_ctl status`) by the
+next one. Each service gets a role named after it and one database per entry of its `databases:`;
+`pg_hba.conf` (written here, whole) lets a role reach only its own databases over TCP, and CONNECT is
+revoked from PUBLIC as a second wall. Passwords are generated, kept 0600 under
+`<state dir>/postgres/passwords/`, and given to PostgreSQL on stdin, never in argv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.data.errors import DatabaseError
+
+PG_USER = "postgres"
+PG_VERSIONS = ("17", "16", "15", "14", "13")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A database a service owns: its role, the database name, the environment variable it is given in."""
+
+    service: str
+    database: str
+    variable: str
+
+    @property
+    def role(self) -> str:
+        return role_name(self.service)
+
+
+def role_name(service: str) -> str:
+    return service.replace("-", "_")
+
+
+def database_name(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def binaries() -> Path:
+    """The directory of Debian's PostgreSQL server programs (initdb, pg_ctl, postgres)."""
+    for version in PG_VERSIONS:
+        found = Path(f"/usr/lib/postgresql/{version}/bin")
+        if (found / "pg_ctl").exists():
+            return found
+    found_ctl = shutil.which("pg_ctl")
+    if found_ctl:
+        return Path(found_ctl).resolve().parent
+    raise DatabaseError("PostgreSQL is not installed: run scripts/system-deps.sh (apt-get install postgresql)")
+
+
+class PostgresServer:
+    """The environment's server: created on first use, started if down, and told who may connect."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state = state_dir.resolve() / "database"
+        digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+        self.root = Path(os.environ.get("SHIPYARD_POSTGRES_ROOT", "/var/lib/shipyard/postgres")) / digest
+        self.data = self.root / "data"
+        self.socket_dir = self.root / "socket"
+        self.log = self.root / "postgres.log"
+        self.passwords = self.state / "passwords"
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        try:
+            return int((self.state / "port").read_text())
+        except (OSError, ValueError):
+            raise DatabaseError(f"no PostgreSQL server for {self.state.parent}: apply a project with `databases:` first") from None
+
+    def running(self) -> bool:
+        if not (self.data / "PG_VERSION").exists():
+            return False
+        return self._as_postgres([str(binaries() / "pg_ctl"), "status", "-D", str(self.data)], check=False).returncode == 0
+
+    def alive(self) -> bool:
+        """Cheap (two file reads, no subprocess): the postmaster of `postmaster.pid` is a live process."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+            with open(f"/proc/{pid}/stat") as handle:
+                return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, ValueError, IndexError):
+            return False
+
+    def exists(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
+    def ensure_running(self) -> None:
+        """Initialise on first use; start (detached) when down; wait until it accepts connections."""
+        if not (self.data / "PG_VERSION").exists():
+            self._init()
+        if self.running():
+            return
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir}"
+        result = self._as_postgres([str(binaries() / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log),
+                                    "-w", "-t", "60", "-o", options], check=False)
+        if result.returncode != 0:
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-3:] if self.log.exists() else []
+            raise DatabaseError(f"PostgreSQL did not start in {self.data}: {' | '.join(tail) or result.stderr.strip()}")
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running():
+            self._as_postgres([str(binaries() / "pg_ctl"), "stop", "-D", str(self.data), "-m", mode, "-w"], check=False)
+
+    def remove(self) -> None:
+        """Stop the server and delete its data (`shipyard down --purge`, tests)."""
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _init(self) -> None:
+        try:
+            account = pwd.getpwnam(PG_USER)
+        except KeyError:
+            raise DatabaseError("no `postgres` user: install Debian's postgresql (scripts/system-deps.sh)") from None
+        self.root.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for directory in (self.root, self.socket_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chown(directory, account.pw_uid, account.pw_gid)
+        self.passwords.mkdir(mode=0o700, parents=True, exist_ok=True)  # in the state dir: postgres never reads them
+        (self.state / "port").write_text(str(_free_port()))
+        link = self.state / "server"
+        if not link.is_symlink():
+            link.symlink_to(self.root)
+        self._as_postgres([str(binaries() / "initdb"), "-D", str(self.data), "-U", PG_USER, "-E", "UTF8",
+                           "--auth-local=peer", "--auth-host=scram-sha-256", "--no-instructions"])
+        self._write_hba([])
+
+    def _as_postgres(self, argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = argv if os.geteuid() != 0 else ["runuser", "-u", PG_USER, "--", *argv]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "PGHOST": str(self.socket_dir)}
+        result = subprocess.run(command, input=stdin, capture_output=True, text=True, env=env, timeout=120,
+                                cwd="/")
+        if check and result.returncode != 0:
+            raise DatabaseError(f"{Path(argv[0]).name} failed: {result.stderr.strip()[-300:]}")
+        return result
+
+    # ---- databases and roles -----------------------------------------------------------------------
+    def sql(self, statements: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser over the private socket; the text goes on stdin (it may hold a password)."""
+        result = self._as_postgres(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
+                                    "-p", str(self.port), "-d", database, "-f", "-"], stdin=statements)
+        return result.stdout
+
+    def ensure(self, grants: list[Grant]) -> None:
+        """Every role and database of GRANTS exists, and pg_hba lets each role reach only its own."""
+        self.ensure_running()
+        for grant in grants:
+            password = self.password(grant.role, create=True)
+            exists = self.sql(f"SELECT 1 FROM pg_roles WHERE rolname = {_literal(grant.role)};").strip()
+            verb = "ALTER" if exists else "CREATE"
+            self.sql(f"{verb} ROLE {_ident(grant.role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                     f"PASSWORD {_literal(password)};")
+            if not self.sql(f"SELECT 1 FROM pg_database WHERE datname = {_literal(grant.database)};").strip():
+                self.sql(f"CREATE DATABASE {_ident(grant.database)} OWNER {_ident(grant.role)};")
+            self.sql(f"REVOKE ALL ON DATABASE {_ident(grant.database)} FROM PUBLIC;")
+        self._write_hba(grants)
+        self.sql("SELECT pg_reload_conf();")
+
+    def rotate(self, role: str) -> None:
+        """A new password for ROLE; sessions already open keep working, new ones need the new password."""
+        path = self.passwords / role
+        if not path.exists():
+            raise DatabaseError(f"no database role {role!r} in this environment")
+        path.unlink()
+        password = self.password(role, create=True)
+        self.sql(f"ALTER ROLE {_ident(role)} PASSWORD {_literal(password)};")
+
+    def password(self, role: str, create: bool = False) -> str:
+        path = self.passwords / role
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            if not create:
+                raise DatabaseError(f"no password for database role {role!r}: apply the project first") from None
+        value = secrets.token_urlsafe(24)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value)
+        return value
+
+    def url(self, grant: Grant) -> str:
+        return f"postgresql://{grant.role}:{self.password(grant.role)}@127.0.0.1:{self.port}/{grant.database}"
+
+    def _write_hba(self, grants: list[Grant]) -> None:
+        lines = ["# Written by Shipyard: each service's role reaches only its own databases.",
+                 f"local all {PG_USER} peer"]
+        lines += [f"host {_ident(g.database)} {_ident(g.role)} 127.0.0.1/32 scram-sha-256" for g in grants]
+        hba = self.data / "pg_hba.conf"
+        self._as_postgres(["tee", str(hba)], stdin="\n".join(lines) + "\n")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

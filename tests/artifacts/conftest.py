@@ -1,0 +1,1 @@
+from tests.artifacts.sources import source  # noqa: F401 - the fixture
