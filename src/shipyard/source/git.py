@@ -11,7 +11,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -461,3 +461,67 @@ def _is_snapshot(dest: Path, marker: Path, tree_ish: str) -> bool:
         return dest.is_dir() and marker.read_text().strip() == tree_ish
     except OSError:
         return False
+
+
+class WorkClone(_Repository):
+    """A working clone of URL under CACHE_DIR that a control plane commits to (automation and promotion
+    commits) and pushes back, with the same credentials it fetches with (never on a command line)."""
+
+    def __init__(self, cache_dir: Path, url: str | Path, branch: str, *, timeout: float = FETCH_TIMEOUT) -> None:
+        self.url, inline = split_credentials(normalize_url(url))
+        self.cache_dir = cache_dir
+        if inline is not None:
+            save_password(cache_dir, inline)
+        self.branch = branch.removeprefix("refs/heads/")
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        self.path = cache_dir / f"work-{digest}"
+        super().__init__(["-C", str(self.path)], redact_url(self.url), timeout)
+
+    def _remote_env(self) -> tuple[list[str], dict[str, str] | None]:
+        password = load_password(self.cache_dir)
+        if password is None:
+            return [], None
+        return helper_args(), helper_env(self.url, password)
+
+    def _sync(self) -> None:
+        """Make the working tree exactly the remote branch's head."""
+        if not (self.path / ".git").is_dir():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(self.path, ignore_errors=True)
+            result = run_git(["init", "--quiet", str(self.path)], timeout=LOCAL_TIMEOUT)
+            if result.returncode != 0:
+                raise SourceError(f"cannot create a working clone in {self.cache_dir}: {summarise(result.stderr)}")
+        args, env = self._remote_env()
+        self._git(*args, "fetch", "--quiet", "--no-write-fetch-head", self.url,
+                  f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}", what=f"cannot fetch {self}", env=env)
+        self._git("checkout", "--quiet", "-B", self.branch, f"refs/remotes/origin/{self.branch}",
+                  what=f"cannot check out {self.branch} of {self}")
+        self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}", what=f"cannot reset {self}")
+
+    def change(self, relative: str, edit: Callable[[str], str | None], message: str, attempts: int = 3) -> Commit | None:
+        """Commit EDIT(text of RELATIVE) on the branch's head and push it; None when EDIT changes nothing.
+
+        A push that loses a race with another commit is retried on the new head (EDIT runs again).
+        """
+        for attempt in range(attempts):
+            self._sync()
+            path = self.path / relative
+            old = path.read_text() if path.is_file() else ""
+            new = edit(old)
+            if new is None or new == old:
+                return None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new)
+            env = LocalRepo(self.path)._identity_env()
+            self._git("add", "--", relative, what=f"cannot commit {relative} in {self}")
+            self._git("commit", "--quiet", "--file=-", env=env, stdin=message, what=f"cannot commit {relative} in {self}")
+            args, remote_env = self._remote_env()
+            try:
+                self._git(*args, "push", "--quiet", self.url, f"HEAD:refs/heads/{self.branch}",
+                          what=f"cannot push to {self}", env=remote_env)
+            except SourceError:
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            return self.resolve("HEAD")
+        return None
