@@ -25,6 +25,7 @@ from shipyard.errors import StateError
 from shipyard.flags.service import FlagService
 from shipyard.gitops.decide import services_after, with_overrides
 from shipyard.gitops.follower import Follower
+from shipyard.promotion.service import PromotionService
 from shipyard.gitops.settings import SourceSettings, load_settings, save_settings
 from shipyard.source.git import Mirror
 from shipyard.spec.render import DesiredEnvironment, render
@@ -59,6 +60,7 @@ class ControlPlane:
         self.follower: Follower | None = None
         self._following: asyncio.Task[None] | None = None
         self.flags = FlagService(self.store, self.reconciler.event)
+        self.promotion = PromotionService(self)  # verification here, automation and promotion commits
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
         """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
@@ -95,6 +97,7 @@ class ControlPlane:
         environment is suspended."""
         if directory is not None:
             self.reconciler.runner.workdir = directory  # command gates run in the applied revision
+            self.promotion.configure(directory)
         if self.overrides and not self.reconciler.suspended:
             self.overrides = {}
             self.store.put(OVERRIDES_KEY, {})
@@ -212,6 +215,7 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     loop_task = asyncio.create_task(plane.reconciler.run())
     watchdog = asyncio.create_task(_watch_data_plane(plane))
     collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
+    promotion = asyncio.create_task(plane.promotion.run())  # promotion/service.py
     api_task = asyncio.create_task(server.serve(sockets=sockets))
     plane.start_following()
     control = {"pid": os.getpid(), "api": plane.api, "socket": str(plane.state_dir / SOCKET_FILE),
@@ -223,9 +227,10 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     loop_task.cancel()
     watchdog.cancel()
     collector.cancel()
+    promotion.cancel()
     await plane.stop_following()
-    collector = asyncio.create_task(collect_periodically(plane.reconciler))  # engine/gc.py
-    api_task = asyncio.create_task(server.serve(sockets=sockets))
+    await asyncio.gather(loop_task, api_task, watchdog, collector, promotion, return_exceptions=True)
+    await plane.flags.stop()
     await plane.reconciler.close()
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from shipyard.promotion.matrix import matrix
 
-DEV = {"services": [{"name": "catalog", "version": "1.1.0", "digest": "sha256:b",
+DEV = {"services": [{"name": "catalog", "version": "1.1.0", "artifact": {"source": "image", "digest": "sha256:b"},
                      "rollout": {"status": "complete", "updated_at": 50.0, "started_at": 40.0},
                      "verified": {"version": "1.1.0", "state": "verified", "since": 60.0}},
-                    {"name": "orders", "version": "1.0.0", "digest": "sha256:o",
+                    {"name": "orders", "version": "1.0.0", "artifact": {"source": "local"},
                      "rollout": {"status": "progressing", "phase": "step", "weight": 25, "started_at": 70.0}}]}
 
 

@@ -74,6 +74,7 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "instances": [_instance(reconciler, i) for i in instances],
         "traffic": _traffic(reconciler, name, instances),
         "release_phase": _release_phase(reconciler, declared.release if declared else None),
+        "verified": reconciler.store.get(f"verification/{name}"),  # promotion/service.py keeps it
     }
 
 

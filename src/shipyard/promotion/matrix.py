@@ -26,7 +26,8 @@ def cell(declared: Optional[str], status: Optional[dict[str, Any]], reachable: b
     if state == "progressing" and rollout.get("phase"):
         state = f"progressing ({rollout['phase']}, {rollout.get('weight', 0)}%)"
     since = rollout.get("updated_at") if rollout.get("status") == "complete" else rollout.get("started_at")
-    return {"declared": declared, "running": status.get("version"), "digest": status.get("digest"),
+    digest = (status.get("artifact") or {}).get("digest")
+    return {"declared": declared, "running": status.get("version"), "digest": digest,
             "rollout": state, "verified": verification.get("state") if verification.get("version") ==
             status.get("version") else None, "since": since}
 
