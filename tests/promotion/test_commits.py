@@ -49,3 +49,9 @@ def test_an_automation_message():
 def test_refusal(verification, expected):
     result = refusal(verification, "dev", "1.2.0")
     assert result == expected if expected is None else expected in result
+
+
+def test_a_version_rejected_earlier_is_refused_as_rejected():
+    rejected = [{"service": "catalog", "version": "1.2.0", "reason": "rolled back: ProgressDeadlineExceeded"}]
+    why = refusal({**VERIFIED, "version": "1.3.0"}, "dev", "1.2.0", rejected)
+    assert why == "1.2.0 was rejected in dev: rolled back: ProgressDeadlineExceeded"

@@ -103,7 +103,7 @@ def promote(service: str | None, source_env: str, target_env: str, version: str 
             if not everything:
                 info(f"{name} {wanted} is already what {target_env} runs: nothing to promote")
             continue
-        why = refusal(verification, source_env, wanted)
+        why = refusal(verification, source_env, wanted, status.get("rejected"))
         if why is not None and not force:
             if everything:
                 info(f"skipped {name}: {why}")

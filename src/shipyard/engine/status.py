@@ -34,6 +34,7 @@ def status_document(reconciler: "Reconciler", api: str, source: dict[str, Any] |
         "ofrep": reconciler.store.get("ofrep_url"),   # feature flags, read-only (shipyard.flags.service)
         "flags": reconciler.store.get("flags") or [],
         "services": services,
+        "rejected": reconciler.store.get("rejected") or [],  # versions rejected here (promotion/service.py)
         "capacity": _capacity(reconciler),
         "conditions": [_condition(c) for c in conditions],
     }

@@ -81,8 +81,14 @@ def automation_message(move: Move, environment: str, by: str) -> str:
     return f"{subject}\n\n" + "\n".join(lines) + "\n"
 
 
-def refusal(verification: Optional[dict[str, Any]], environment: str, version: str) -> Optional[str]:
-    """Why VERSION may not leave ENVIRONMENT (None: it is verified there)."""
+def refusal(verification: Optional[dict[str, Any]], environment: str, version: str,
+            rejected: Optional[list[dict[str, Any]]] = None) -> Optional[str]:
+    """Why VERSION may not leave ENVIRONMENT (None: it is verified there); REJECTED lists the versions
+    rejected there earlier."""
+    earlier = next((r for r in rejected or [] if r.get("version") == version), None)
+    if earlier is not None and (verification is None or verification.get("version") != version
+                                or verification.get("state") != "verified"):
+        return f"{version} was rejected in {environment}: {earlier.get('reason', '')}"
     if verification is None or verification.get("version") != version:
         return f"{version} is not deployed in {environment}"
     state = verification.get("state")

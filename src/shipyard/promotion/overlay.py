@@ -63,3 +63,14 @@ def _round_trip(yaml: YAML, data: CommentedMap, service: str, version: str) -> s
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()
+
+
+def declared_version(text: str, service: str) -> str | None:
+    """The version an overlay's text names for SERVICE, if it names one."""
+    try:
+        data = YAML(typ="safe").load(text) or {}
+    except Exception:  # noqa: BLE001 - an unreadable overlay names nothing; the edit itself will say why
+        return None
+    entry = (data.get("services") or {}).get(service) if isinstance(data, dict) else None
+    version = entry.get("version") if isinstance(entry, dict) else None
+    return str(version) if version is not None else None

@@ -14,13 +14,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from shipyard.delivery.evaluate import PROMETHEUS_URL_ENV, evaluate
 from shipyard.delivery.gates import run_gates
 from shipyard.errors import ShipyardError
 from shipyard.promotion.commits import Move, automation_message, promotion_message
-from shipyard.promotion.overlay import set_version
+from shipyard.promotion.overlay import declared_version, set_version
 from shipyard.promotion.policy import newest
 from shipyard.promotion.verification import REJECTED, VERIFIED, VERIFYING, Checks, assess
 from shipyard.proxy.model import cluster_name
@@ -149,8 +149,11 @@ class PromotionService:
             return
         if self._rejected_version(name, version):
             return
-        move = Move(name, version, record.get("digest"), verification=record)
-        message = promotion_message([move], self.plane.environment, target, f"{AUTOMATION_BY} ({self.plane.environment})")
+        def message(old: str) -> str:
+            move = Move(name, version, record.get("digest"), declared_version(old, name), verification=record)
+            return promotion_message([move], self.plane.environment, target,
+                                     f"{AUTOMATION_BY} ({self.plane.environment})")
+
         if await self._commit(target, name, version, message):
             self.plane.store.put(f"promoted/{name}/{target}", version)
             self.plane.reconciler.event("Normal", name, "Promoted", f"{version} committed into {target}'s overlay")
@@ -183,7 +186,7 @@ class PromotionService:
                 self.plane.reconciler.event("Normal", rule.service, "AutomationCommitted",
                                             f"{current} → {found} ({digest}) committed into {self.plane.environment}")
 
-    async def _commit(self, environment: str, service: str, version: str, message: str) -> bool:
+    async def _commit(self, environment: str, service: str, version: str, message: str | Callable[[str], str]) -> bool:
         follower = self.plane.follower
         if follower is None:
             self._warn("PromotionNeedsGit", service, f"cannot commit {service} {version} into {environment}: this "
@@ -193,7 +196,8 @@ class PromotionService:
 
         settings = follower.settings
         relative = "/".join(p for p in (settings.path.strip("/"), f"environments/{environment}.yaml") if p)
-        clone = WorkClone(self.plane.state_dir / "git", settings.url, settings.ref)
+        identity = (f"Shipyard ({self.plane.environment})", f"shipyard+{self.plane.environment}@localhost")
+        clone = WorkClone(self.plane.state_dir / "git", settings.url, settings.ref, identity)
         commit = await asyncio.to_thread(clone.change, relative, lambda text: set_version(text, service, version),
                                          message)
         if commit is not None:

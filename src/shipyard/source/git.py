@@ -467,7 +467,9 @@ class WorkClone(_Repository):
     """A working clone of URL under CACHE_DIR that a control plane commits to (automation and promotion
     commits) and pushes back, with the same credentials it fetches with (never on a command line)."""
 
-    def __init__(self, cache_dir: Path, url: str | Path, branch: str, *, timeout: float = FETCH_TIMEOUT) -> None:
+    def __init__(self, cache_dir: Path, url: str | Path, branch: str, identity: tuple[str, str] | None = None, *,
+                 timeout: float = FETCH_TIMEOUT) -> None:
+        self.identity = identity   # (name, email) of the commits; None: git's own, else Shipyard's
         self.url, inline = split_credentials(normalize_url(url))
         self.cache_dir = cache_dir
         if inline is not None:
@@ -498,8 +500,10 @@ class WorkClone(_Repository):
                   what=f"cannot check out {self.branch} of {self}")
         self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}", what=f"cannot reset {self}")
 
-    def change(self, relative: str, edit: Callable[[str], str | None], message: str, attempts: int = 3) -> Commit | None:
+    def change(self, relative: str, edit: Callable[[str], str | None], message: str | Callable[[str], str],
+               attempts: int = 3) -> Commit | None:
         """Commit EDIT(text of RELATIVE) on the branch's head and push it; None when EDIT changes nothing.
+        MESSAGE may be a function of the file's old text.
 
         A push that loses a race with another commit is retried on the new head (EDIT runs again).
         """
@@ -512,9 +516,12 @@ class WorkClone(_Repository):
                 return None
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(new)
-            env = LocalRepo(self.path)._identity_env()
+            env = LocalRepo(self.path)._identity_env() if self.identity is None else {
+                f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
+                for key, value in zip(("NAME", "EMAIL"), self.identity)}
             self._git("add", "--", relative, what=f"cannot commit {relative} in {self}")
-            self._git("commit", "--quiet", "--file=-", env=env, stdin=message, what=f"cannot commit {relative} in {self}")
+            text = message(old) if callable(message) else message
+            self._git("commit", "--quiet", "--file=-", env=env, stdin=text, what=f"cannot commit {relative} in {self}")
             args, remote_env = self._remote_env()
             try:
                 self._git(*args, "push", "--quiet", self.url, f"HEAD:refs/heads/{self.branch}",
