@@ -26,6 +26,7 @@ from shipyard.errors import StateError
 from shipyard.flags.service import FlagService
 from shipyard.gitops.decide import services_after, with_overrides
 from shipyard.gitops.follower import Follower
+from shipyard.promotion.service import PromotionService
 from shipyard.gitops.settings import SourceSettings, load_settings, save_settings
 from shipyard.source.git import Mirror
 from shipyard.spec.render import DesiredEnvironment, render
@@ -63,6 +64,7 @@ class ControlPlane:
         self.supervisor = Supervisor(
             lambda kind, reason, message: self.reconciler.event(kind, "control-plane", reason, message),
             lambda conditions: self.reconciler.report_conditions("tasks", conditions))
+        self.promotion = PromotionService(self)  # verification here, automation and promotion commits
 
     def apply(self, project_dir: Path | None = None) -> DesiredState:
         """Render the project directory and make it the desired state; raises SpecError and changes nothing if invalid."""
@@ -114,6 +116,7 @@ class ControlPlane:
         environment is suspended."""
         if directory is not None:
             self.reconciler.runner.workdir = directory  # command gates run in the applied revision
+            self.promotion.configure(directory)
         if self.overrides and not self.reconciler.suspended:
             self.overrides = {}
             self.store.put(OVERRIDES_KEY, {})
@@ -244,6 +247,7 @@ async def serve(plane: ControlPlane, listen: tuple[str, int] | None = None) -> N
     plane.supervisor.start("reconcile-loop", plane.reconciler.run)
     plane.supervisor.start("watchdog", lambda: _watch_data_plane(plane))
     plane.supervisor.start("garbage-collector", lambda: collect_periodically(plane.reconciler))  # engine/gc.py
+    plane.supervisor.start("promotion", plane.promotion.run)  # promotion/service.py
     api_task = asyncio.create_task(server.serve(sockets=sockets))
     plane.start_following()
     control = {"pid": os.getpid(), "api": plane.api, "socket": str(plane.state_dir / SOCKET_FILE),

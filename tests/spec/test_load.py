@@ -156,7 +156,7 @@ def test_one_problem(shop: ShopCopy, breaking: Edit, expected: Expect) -> None:
 def test_the_example_loads_without_problems(shop: ShopCopy) -> None:
     source = load_project(shop.root)
     assert source.problems == []
-    assert source.project is not None and source.project.environments == ["dev", "prod"]
+    assert source.project is not None and source.project.environment_names == ["dev", "prod"]
     assert sorted(source.services) == ["catalog", "frontend", "orders"]
     assert sorted(source.environments) == ["dev", "prod"]
 

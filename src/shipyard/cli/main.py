@@ -24,19 +24,23 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from shipyard.cli import engine_commands, export_commands, flag_commands, gitops_commands, rollout_commands
-    from shipyard.cli import spec_commands
+    from shipyard.cli import (
+        artifact_commands,
+        db_commands,
+        engine_commands,
+        export_commands,
+        flag_commands,
+        gitops_commands,
+        promotion_commands,
+        rollout_commands,
+        secret_commands,
+        spec_commands,
+    )
 
-    for command in [*spec_commands.COMMANDS, *engine_commands.COMMANDS, *gitops_commands.COMMANDS,
-                    *rollout_commands.COMMANDS, *export_commands.COMMANDS, *flag_commands.COMMANDS]:
-        cli.add_command(command)
-    from shipyard.cli import artifact_commands
-    for command in artifact_commands.COMMANDS:
-        cli.add_command(command)
-    from shipyard.cli import db_commands, secret_commands
-
-    for command in [*secret_commands.COMMANDS, *db_commands.COMMANDS]:
-        cli.add_command(command)
+    for module in (spec_commands, engine_commands, gitops_commands, rollout_commands, export_commands, flag_commands,
+                   artifact_commands, secret_commands, db_commands, promotion_commands):
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

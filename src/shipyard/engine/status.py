@@ -34,6 +34,7 @@ def status_document(reconciler: "Reconciler", api: str, source: dict[str, Any] |
         "ofrep": reconciler.store.get("ofrep_url"),   # feature flags, read-only (shipyard.flags.service)
         "flags": reconciler.store.get("flags") or [],
         "services": services,
+        "rejected": reconciler.store.get("rejected") or [],  # versions rejected here (promotion/service.py)
         "capacity": _capacity(reconciler),
         "conditions": [_condition(c) for c in conditions],
     }
@@ -74,6 +75,7 @@ def _service(reconciler: "Reconciler", name: str) -> dict[str, Any]:
         "instances": [_instance(reconciler, i) for i in instances],
         "traffic": _traffic(reconciler, name, instances),
         "release_phase": _release_phase(reconciler, declared.release if declared else None),
+        "verified": reconciler.store.get(f"verification/{name}"),  # promotion/service.py keeps it
     }
 
 

@@ -48,7 +48,7 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     if source.problems or source.project is None:
         raise SpecError(source.problems)
     project = source.project.name
-    path = list(source.project.environments)
+    path = source.project.environment_names
     chosen = environments or path
     unknown = [e for e in chosen if e not in path]
     if unknown:

@@ -124,7 +124,7 @@ def _base(root: Path, environment: str, base: Side, note: Callable[[str], None])
 
 
 def _listed(source: ProjectSource) -> list[str]:
-    return list(source.project.environments) if source.project else []
+    return source.project.environment_names if source.project else []
 
 
 def _defines(source: ProjectSource, environment: str) -> bool:

@@ -11,7 +11,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -328,6 +328,46 @@ class LocalRepo(_Repository):
             ) from None
         return self.resolve("HEAD")
 
+    def commit_file(self, relative: str, text: str, message: str) -> Commit:
+        """Write RELATIVE (a path in the working tree) with TEXT and commit only that file on the current branch.
+
+        Refuses a detached HEAD or another branch than the followed one; other uncommitted changes are
+        left as they are and not included.
+        """
+        what = f"cannot commit {relative} in {self}"
+        if not self.is_writable_local():
+            raise SourceError(f"{what}: not a working tree this process can write")
+        current = self._try_git("symbolic-ref", "--quiet", "--short", "HEAD")
+        if current is None:
+            raise SourceError(f"{what}: HEAD is detached; check out {self.branch or 'a branch'} first")
+        if self.branch and current.strip() != self.branch:
+            raise SourceError(f"{what}: {current.strip()!r} is checked out, but Shipyard follows {self.branch!r}")
+        top = Path(self._git("rev-parse", "--show-toplevel", what=what).strip())
+        path = (self.path / relative).resolve()
+        if top != path and top not in path.parents:
+            raise SourceError(f"{what}: the file is outside the repository")
+        temporary = path.with_name(f".{path.name}.shipyard-tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+        env = self._identity_env()
+        self._git("add", "--", str(path), what=what)
+        self._git("commit", "--quiet", "--file=-", "--", str(path), env=env, stdin=message, what=what)
+        return self.resolve("HEAD")
+
+    def upstream(self) -> str | None:
+        """The remote branch the current branch tracks (`origin/main`), or None."""
+        out = self._try_git("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+        return out.strip() if out else None
+
+    def push(self) -> str:
+        """Push the current branch to its upstream; returns the upstream's name."""
+        upstream = self.upstream()
+        if upstream is None:
+            raise SourceError(f"cannot push from {self}: the branch tracks no remote branch")
+        remote, _, branch = upstream.partition("/")
+        self._git("push", "--quiet", remote, f"HEAD:{branch}", what=f"cannot push {self} to {upstream}")
+        return upstream
+
     def revert_commands(self, commit_sha: str) -> list[str]:
         """The shell commands that make the same revert by hand, one per line."""
         target = self.resolve(commit_sha)
@@ -421,3 +461,74 @@ def _is_snapshot(dest: Path, marker: Path, tree_ish: str) -> bool:
         return dest.is_dir() and marker.read_text().strip() == tree_ish
     except OSError:
         return False
+
+
+class WorkClone(_Repository):
+    """A working clone of URL under CACHE_DIR that a control plane commits to (automation and promotion
+    commits) and pushes back, with the same credentials it fetches with (never on a command line)."""
+
+    def __init__(self, cache_dir: Path, url: str | Path, branch: str, identity: tuple[str, str] | None = None, *,
+                 timeout: float = FETCH_TIMEOUT) -> None:
+        self.identity = identity   # (name, email) of the commits; None: git's own, else Shipyard's
+        self.url, inline = split_credentials(normalize_url(url))
+        self.cache_dir = cache_dir
+        if inline is not None:
+            save_password(cache_dir, inline)
+        self.branch = branch.removeprefix("refs/heads/")
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        self.path = cache_dir / f"work-{digest}"
+        super().__init__(["-C", str(self.path)], redact_url(self.url), timeout)
+
+    def _remote_env(self) -> tuple[list[str], dict[str, str] | None]:
+        password = load_password(self.cache_dir)
+        if password is None:
+            return [], None
+        return helper_args(), helper_env(self.url, password)
+
+    def _sync(self) -> None:
+        """Make the working tree exactly the remote branch's head."""
+        if not (self.path / ".git").is_dir():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(self.path, ignore_errors=True)
+            result = run_git(["init", "--quiet", str(self.path)], timeout=LOCAL_TIMEOUT)
+            if result.returncode != 0:
+                raise SourceError(f"cannot create a working clone in {self.cache_dir}: {summarise(result.stderr)}")
+        args, env = self._remote_env()
+        self._git(*args, "fetch", "--quiet", "--no-write-fetch-head", self.url,
+                  f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}", what=f"cannot fetch {self}", env=env)
+        self._git("checkout", "--quiet", "-B", self.branch, f"refs/remotes/origin/{self.branch}",
+                  what=f"cannot check out {self.branch} of {self}")
+        self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}", what=f"cannot reset {self}")
+
+    def change(self, relative: str, edit: Callable[[str], str | None], message: str | Callable[[str], str],
+               attempts: int = 3) -> Commit | None:
+        """Commit EDIT(text of RELATIVE) on the branch's head and push it; None when EDIT changes nothing.
+        MESSAGE may be a function of the file's old text.
+
+        A push that loses a race with another commit is retried on the new head (EDIT runs again).
+        """
+        for attempt in range(attempts):
+            self._sync()
+            path = self.path / relative
+            old = path.read_text() if path.is_file() else ""
+            new = edit(old)
+            if new is None or new == old:
+                return None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new)
+            env = LocalRepo(self.path)._identity_env() if self.identity is None else {
+                f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
+                for key, value in zip(("NAME", "EMAIL"), self.identity)}
+            self._git("add", "--", relative, what=f"cannot commit {relative} in {self}")
+            text = message(old) if callable(message) else message
+            self._git("commit", "--quiet", "--file=-", env=env, stdin=text, what=f"cannot commit {relative} in {self}")
+            args, remote_env = self._remote_env()
+            try:
+                self._git(*args, "push", "--quiet", self.url, f"HEAD:refs/heads/{self.branch}",
+                          what=f"cannot push to {self}", env=remote_env)
+            except SourceError:
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            return self.resolve("HEAD")
+        return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 import annotated_types
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Discriminator, TypeAdapter
 from pydantic.fields import FieldInfo
 
 from shipyard.spec import models
@@ -36,6 +36,11 @@ from shipyard.spec.models import (
     Threshold,
     ThresholdAnalysis,
     UrlGate,
+    VerifyCheck,
+    VersionPolicy,
+    SemverPolicy,
+    NumericalPolicy,
+    AlphabeticalPolicy,
 )
 from shipyard.spec.types import CountOrPercent, Cpu, Duration, EnvValue, Fraction, Memory
 
@@ -98,10 +103,19 @@ VARIANT_TITLES: dict[type[BaseModel], str] = {
     ThresholdAnalysis: "Threshold — a metric of the canary stays within bounds",
     CompareAnalysis: "Comparison — the canary against the primary",
     PrometheusAnalysis: "Prometheus — a query's value stays within bounds",
+    SemverPolicy: "Semver — the greatest version in a range",
+    NumericalPolicy: "Numerical — the greatest (or least) number",
+    AlphabeticalPolicy: "Alphabetical — the last (or first) in text order",
 }
 UNION_SECTIONS: dict[Any, tuple[str, str]] = {
     Gate: ("Gates", "A gate is a check that must pass before a rollout goes on. Each entry has one of these forms, "
                     "told apart by its key `command`, `url` or `approval`."),
+    VerifyCheck: ("Verify checks", "What a release must pass in an environment, after its soak, before it may move "
+                                   "on to the next one. Each entry has one of these forms: `command` or `url` (as "
+                                   "gates, against the service's endpoint), `metric: prometheus` a query, another "
+                                   "`metric` a threshold over the soak."),
+    VersionPolicy: ("Version policies", "Which of the versions in the artifact store is the newest, as Flux's "
+                                        "ImagePolicy decides it."),
     Analysis: ("Analysis entries", "The checks a canary is judged by at each step, over the last `interval`. Each "
                                    "entry has one of these forms: `metric: prometheus` is a query, another "
                                    "`metric` a threshold, `compare` a comparison."),
@@ -297,11 +311,13 @@ def _rows(model: type[BaseModel], prefix: str, defaults: dict[str, Any] | None,
         inner = _model_of(annotation)
         if inner is not None:
             rows += _rows(inner, f"{key}.", default if isinstance(default, dict) else None, unions)
+        elif _union_of(annotation, metadata) is not None:
+            unions.setdefault(_union_of(annotation, metadata), []).append(key)
         if typing.get_origin(annotation) is dict and typing.get_args(annotation)[1] is EnvEntry:
             rows += _rows(SecretRef, f"{key}.NAME.", None, unions)  # the one mapping form of an env value
         item = _list_item(annotation)
-        if item is not None and _model_of(item) is not None:
-            rows += _rows(_model_of(item), f"{key}[].", None, unions)  # type: ignore[arg-type]
+        if item is not None and _model_of(_flatten(item, [])[0]) is not None:
+            rows += _rows(_model_of(_flatten(item, [])[0]), f"{key}[].", None, unions)  # type: ignore[arg-type]
         elif item is not None and _is_tagged_union(item):
             unions.setdefault(item, []).append(f"{key}[]")
     return rows
@@ -382,6 +398,8 @@ def _type(annotation: Any, metadata: list[Any]) -> str:
         return _type(*_flatten(rest[0], metadata)) if len(rest) == 1 else "value"
     if named is not None:
         text = named
+    elif origin is Union and any(isinstance(m, Discriminator) for m in metadata):
+        return "one of the " + UNION_SECTIONS.get(_union_of(annotation, metadata), ("entries", ""))[0].lower()
     elif _model_of(annotation) is not None:
         return "mapping"
     elif origin is Literal:
@@ -408,6 +426,14 @@ def _type(annotation: Any, metadata: list[Any]) -> str:
     else:
         text = getattr(annotation, "__name__", str(annotation))
     return text + _bounds(metadata, annotation)
+
+
+def _union_of(annotation: Any, metadata: list[Any]) -> Any:
+    """The tagged-union alias (as UNION_SECTIONS knows it) that annotation + metadata came from."""
+    for union in UNION_SECTIONS:
+        if typing.get_args(union)[0] == annotation and typing.get_args(union)[1] in metadata:
+            return union
+    return None
 
 
 def _named(metadata: list[Any]) -> str | None:

@@ -41,6 +41,7 @@ def load_project(root: Path) -> ProjectSource:
         _add_environment(source, document)
     if source.project is not None and project_doc is not None:
         _check_environment_list(source, project_doc)
+        _check_promotion(source, project_doc)
     return source
 
 
@@ -129,7 +130,7 @@ def _duplicate(source: ProjectSource, document: YamlDocument, what: str, name: s
 
 def _check_environment_list(source: ProjectSource, project_doc: YamlDocument) -> None:
     assert source.project is not None
-    listed = source.project.environments
+    listed = source.project.environment_names
     for index, name in enumerate(listed):
         position = project_doc.position(("environments", index))
         if listed.index(name) != index:
@@ -146,6 +147,27 @@ def _check_environment_list(source: ProjectSource, project_doc: YamlDocument) ->
             source.problems.append(Problem(document.file, position.line, position.column, "name",
                                            f"environment `{name}` is not listed in {PROJECT_FILE} environments"
                                            + (f"; did you mean `{hint}`?" if hint else "")))
+
+
+def _check_promotion(source: ProjectSource, project_doc: YamlDocument) -> None:
+    """The first stage has no edge into it; automation rules name services and environments that exist."""
+    assert source.project is not None
+    first = source.project.environments[0]
+    for field in ("auto", "soak", "verify", "approval"):
+        if field in first.model_fields_set:
+            position = project_doc.position(("environments", 0, field))
+            source.problems.append(Problem(project_doc.file, position.line, position.column, f"environments[0].{field}",
+                                           f"`{field}` describes how versions arrive from the previous environment, "
+                                           f"and `{first.name}` is the first: use `automation:` to feed it"))
+    names = source.project.environment_names
+    for index, rule in enumerate(source.project.automation):
+        for field, value, known in (("service", rule.service, source.services), ("environment", rule.environment, names)):
+            if value not in known and not file_has_problems(source, f"{field}s", value):
+                position = project_doc.position(("automation", index, field))
+                hint = closest(value, known)
+                source.problems.append(Problem(project_doc.file, position.line, position.column,
+                                               f"automation[{index}].{field}", f"unknown {field} `{value}`"
+                                               + (f"; did you mean `{hint}`?" if hint else "")))
 
 
 def file_has_problems(source: ProjectSource, directory: str, name: str) -> bool:

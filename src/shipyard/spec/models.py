@@ -398,14 +398,138 @@ class Service(Document):
 # ---- project and environments --------------------------------------------------------------------
 
 
+def _stage(value: object) -> object:
+    # `environments: [dev, prod]` stays valid: a bare name is a stage with the default edge.
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _check_kind(value: object) -> str | None:
+    keys = _keys(value)
+    if "command" in keys:
+        return "command"
+    if "url" in keys:
+        return "url"
+    return _analysis_kind(value)
+
+
+VerifyCheck = Annotated[
+    Union[Annotated[CommandGate, Tag("command")], Annotated[UrlGate, Tag("url")],
+          Annotated[PrometheusAnalysis, Tag("prometheus")], Annotated[ThresholdAnalysis, Tag("threshold")]],
+    Discriminator(_check_kind, custom_error_type="check_kind",
+                  custom_error_message="a verify check needs one of: command, url, metric"),
+]
+
+
+class Stage(Model):
+    """One environment of the promotion path, and the edge that brings versions into it from the one before."""
+
+    name: Name = Field(description="The environment (environments/NAME.yaml).")
+    auto: bool = Field(default=False, description="Commit a version into this environment's overlay by itself once "
+                       "it is verified in the previous environment; otherwise `shipyard promote` does it.")
+    soak: Duration = Field(default=0.0, ge=0, description="How long a release must run in the previous environment "
+                           "after its rollout completed, without rollback, restart storm or failing check, to be verified.")
+    verify: list[VerifyCheck] = Field(default_factory=list, description="Checks a release must pass in the previous "
+                                      "environment after its soak (commands and URLs get `$TARGET_URL`; thresholds "
+                                      "over the soak window).")
+    approval: bool = Field(default=False, description="Even an `auto` edge waits for `shipyard promote` (a person).")
+    api: Optional[str] = Field(default=None, pattern=r"^(https?|unix)://",
+                               description="The control plane of this environment when it runs elsewhere (its "
+                               "`--api-listen` URL); its token is read from `$SHIPYARD_TOKEN_<NAME>`.")
+
+
+class SemverPolicy(Model):
+    semver: str = Field(min_length=1, description="A range of versions, e.g. `>=1.0.0 <2.0.0` or `^1.2` (npm syntax).")
+
+    @field_validator("semver")
+    @classmethod
+    def _valid_range(cls, text: str) -> str:
+        import semantic_version
+
+        try:
+            semantic_version.NpmSpec(text)
+        except ValueError as exc:
+            raise ValueError(f"not a version range: {exc}") from None
+        return text
+
+
+class OrderPolicy(Model):
+    order: Literal["asc", "desc"] = Field(default="asc", description="`asc`: the greatest is newest.")
+
+
+class NumericalPolicy(Model):
+    numerical: OrderPolicy = Field(description="Versions are numbers (e.g. build numbers or timestamps).")
+
+
+class AlphabeticalPolicy(Model):
+    alphabetical: OrderPolicy = Field(description="Versions compare as text (e.g. `RELEASE.2024-05-01T10-00-00Z`).")
+
+
+def _policy_kind(value: object) -> str | None:
+    keys = _keys(value)
+    return next((kind for kind in ("semver", "numerical", "alphabetical") if kind in keys), None)
+
+
+VersionPolicy = Annotated[
+    Union[Annotated[SemverPolicy, Tag("semver")], Annotated[NumericalPolicy, Tag("numerical")],
+          Annotated[AlphabeticalPolicy, Tag("alphabetical")]],
+    Discriminator(_policy_kind, custom_error_type="policy_kind",
+                  custom_error_message="a version policy needs one of: semver, numerical, alphabetical"),
+]
+
+
+class TagFilter(Model):
+    pattern: str = Field(min_length=1, description="Only versions matching this regular expression count.")
+    extract: Optional[str] = Field(default=None, description="What to compare, e.g. `$ts` from a named group "
+                                   "`(?P<ts>...)` of the pattern.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+
+class Automation(Model):
+    """New versions of a service reach an environment by themselves: an automation commit into its overlay."""
+
+    service: Name = Field(description="The service whose versions are followed.")
+    environment: Name = Field(description="The environment whose overlay gets the automation commits.")
+    policy: VersionPolicy = Field(default_factory=lambda: SemverPolicy(semver=">=0.0.0"),
+                                  description="Which version is newest.")
+    filter_tags: Optional[TagFilter] = Field(default=None, description="Only some versions count (e.g. no `-rc`).")
+    interval: Duration = Field(default=60.0, gt=0, description="How often the artifact store is asked.")
+
+
 class Project(Document):
     kind: Literal["Project"]
     name: Name
-    environments: list[Name] = Field(min_length=1, description="Ordered: the promotion path, e.g. `[dev, staging, prod]`.")
+    environments: list[Annotated[Stage, BeforeValidator(_stage)]] = Field(
+        min_length=1, description="Ordered: the promotion path, e.g. `[dev, staging, prod]`; an entry may be a name or "
+        "a stage `{name, auto, soak, verify, approval, api}` describing how versions reach it.")
+    automation: list[Automation] = Field(default_factory=list, description="Services whose new versions reach an "
+                                         "environment by themselves.")
+
     store: Optional[str] = Field(default=None, min_length=1,
                                  description="Where `artifact.image` artifacts live: an OCI layout directory (relative "
                                  "to the project) or a registry `HOST[:PORT]/PREFIX` (default ~/.shipyard/artifacts; "
                                  "$SHIPYARD_STORE overrides it).")
+
+    @property
+    def environment_names(self) -> list[str]:
+        return [stage.name for stage in self.environments]
+
+    def stage(self, name: str) -> Optional[Stage]:
+        return next((stage for stage in self.environments if stage.name == name), None)
+
+    def next_stage(self, name: str) -> Optional[Stage]:
+        """The stage after `name` on the promotion path (where its verified versions go), if any."""
+        names = self.environment_names
+        if name not in names or names.index(name) + 1 >= len(names):
+            return None
+        return self.environments[names.index(name) + 1]
 
 
 class Environment(Document):

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticSerializationError, SchemaError, SchemaSerializer, core_schema
 
-from shipyard.spec.models import Environment, Project, Service
+from shipyard.spec.models import NAME_PATTERN, Environment, Project, Service
 
 SCHEMA_ID = "https://shipyard.dev/schema/v1.json"
 
@@ -21,6 +21,8 @@ def json_schema() -> dict[str, Any]:
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
     _add_overlay_defs(defs)
+    stages = defs["Project"]["properties"]["environments"]
+    stages["items"] = {"anyOf": [{"type": "string", "pattern": NAME_PATTERN}, stages["items"]]}  # a bare name is a stage
     defs["Environment"]["properties"]["services"]["additionalProperties"] = {
         "anyOf": [{"$ref": "#/$defs/ServiceOverlay"}, {"type": "null"}]}
     defs["FlagOverlay"] = FLAG_OVERLAY

@@ -120,3 +120,20 @@ class Ledger:
             os.replace(temporary, self.path)
         except OSError as exc:
             raise StateError(f"cannot write the capacity ledger {self.path}: {exc.strerror}") from exc
+
+
+def live_entries(path: Path, alive: Alive) -> list[Entry]:
+    """The entries of the control planes still running (read without the lock: a snapshot is enough)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    entries = []
+    for raw in (data.get("entries") or {}).values() if isinstance(data, dict) else ():
+        try:
+            entry = Entry(**raw)
+        except TypeError:
+            continue
+        if alive(entry.pid, entry.start_time):
+            entries.append(entry)
+    return sorted(entries, key=lambda e: (e.environment, e.state_dir))

@@ -1,0 +1,1 @@
+"""Promotion through environments: automation commits, verification, promotion commits, the version matrix."""

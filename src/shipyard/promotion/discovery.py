@@ -1,0 +1,66 @@
+"""Finding each environment's control plane: on this machine through the capacity ledger (or
+`.shipyard/ENV`), elsewhere through `environments[].api` in shipyard.yaml plus `$SHIPYARD_TOKEN_<ENV>`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import httpx
+
+from shipyard.errors import ControlPlaneError
+from shipyard.runtime import procfs
+from shipyard.spec.models import Project
+from shipyard.state.control import read_control
+from shipyard.state.ledger import ledger_path, live_entries
+
+
+def token_env(environment: str) -> str:
+    return "SHIPYARD_TOKEN_" + environment.upper().replace("-", "_")
+
+
+def state_dirs() -> dict[str, list[Path]]:
+    """environment → state dirs of the control planes running on this machine."""
+    found: dict[str, list[Path]] = {}
+    for entry in live_entries(ledger_path(), procfs.is_running):
+        found.setdefault(entry.environment, []).append(Path(entry.state_dir))
+    return found
+
+
+def environment_status(project: Optional[Project], environment: str, project_dir: Path | None = None,
+                       timeout: float = 5.0) -> dict[str, Any]:
+    """The status document of ENVIRONMENT's control plane; ControlPlaneError when it cannot be asked."""
+    stage = project.stage(environment) if project is not None else None
+    if stage is not None and stage.api:
+        return _ask(stage.api, os.environ.get(token_env(environment)), timeout)
+    local = state_dirs().get(environment, [])
+    candidates = [*local, *(p for p in [Path(".shipyard") / environment,
+                                        *([project_dir / ".shipyard" / environment] if project_dir else [])]
+                            if p.is_dir())]
+    for state_dir in candidates:
+        control = read_control(state_dir)
+        if control is None:
+            continue
+        socket = control.get("socket")
+        try:
+            return _ask(f"unix://{socket}" if socket else control["api"], None, timeout)
+        except ControlPlaneError:
+            continue
+    raise ControlPlaneError(f"no control plane of {environment} runs on this machine, and shipyard.yaml gives no "
+                            f"`api` for it")
+
+
+def _ask(api: str, token: Optional[str], timeout: float) -> dict[str, Any]:
+    transport = httpx.HTTPTransport(uds=api.removeprefix("unix://")) if api.startswith("unix://") else None
+    base = "http://shipyard" if transport is not None else api.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token and transport is None else {}
+    try:
+        with httpx.Client(transport=transport, timeout=timeout) as client:
+            response = client.get(base + "/status", headers=headers)
+    except httpx.HTTPError as exc:
+        raise ControlPlaneError(f"{api} did not answer ({exc.__class__.__name__})") from exc
+    if response.status_code != 200:
+        raise ControlPlaneError(f"{api} answered HTTP {response.status_code}")
+    document: dict[str, Any] = response.json()
+    return document
