@@ -8,12 +8,13 @@ in dev is rejected there and never reaches prod's overlay. A third version is pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -78,8 +79,9 @@ class Environment:
         return json.loads(body)["version"] if status == 200 else None
 
 
-@pytest.fixture
-def flow(tmp_path: Path):
+@contextlib.contextmanager
+def running_flow(tmp_path: Path) -> Iterator[tuple[Path, Path, Path, Environment, Environment]]:
+    """The config repo, the source dir with 1.0.0 published, and dev and prod following the repo."""
     store, source, origin = tmp_path / "store", tmp_path / "src", tmp_path / "config"
     shutil.copytree(PROBE_APP, source)
     (source / "artifact.yaml").write_text(
@@ -102,6 +104,12 @@ def flow(tmp_path: Path):
     finally:
         for env in envs:
             env.cli("down", check=False)
+
+
+@pytest.fixture
+def flow(tmp_path: Path):
+    with running_flow(tmp_path) as running:
+        yield running
 
 
 @pytest.mark.timeout(400)

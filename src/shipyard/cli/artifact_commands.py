@@ -131,12 +131,18 @@ published. A stage may write JUnit XML to $SHIPYARD_JUNIT_XML for test counts in
 Examples:
   shipyard pipeline run examples/shop/apps/catalog --version 1.3.0
   shipyard pipeline run ./catalog --version 1.3.0 --store 127.0.0.1:5000/shop -o json
+  shipyard pipeline run ./catalog --version 1.3.0 --bump dev --project ~/src/shop-config   # and commit it to dev
 """)
 @SOURCE_DIR
 @click.option("--version", "version", required=True, metavar="V", help="The version (tag) to publish it as.")
 @STORE_OPTION
 @click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
-def pipeline_run(source: Path, version: str, store: str | None, output: str) -> None:
+@click.option("--bump", "bump_env", metavar="ENV", help="After publishing, commit the version into ENV's overlay of "
+              "the config repository clone --project (and push it), as an automation rule would.")
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=".",
+              show_default=True, help="The clone of the config repository for --bump.")
+def pipeline_run(source: Path, version: str, store: str | None, output: str, bump_env: str | None,
+                 project_dir: Path) -> None:
     """Run the stages, build the artifact once, test it, and publish it with the stage results."""
     from shipyard.artifacts.pipeline import run_pipeline
 
@@ -150,6 +156,14 @@ def pipeline_run(source: Path, version: str, store: str | None, output: str) -> 
     info(f"pipeline passed in {time.monotonic() - started:.2f}s")
     if output == "text":
         click.echo(f"{run.name}:{version}@{run.digest}")
+    if bump_env:
+        from shipyard.promotion.bump import bump
+
+        revision = (run.to_dict().get("source") or {}).get("revision")
+        services, commit, pushed = bump(project_dir, bump_env, run.name, version, run.digest, revision,
+                                        "shipyard pipeline run --bump")
+        where = f"; pushed to {pushed}" if pushed else " (no upstream: push it yourself)"
+        info(f"{', '.join(services)} {version} committed into {bump_env}: {commit.short}{where}")
 
 
 COMMANDS.append(pipeline)
