@@ -15,6 +15,8 @@ from starlette.routing import Route
 from shipyard.api.gitops import FOLLOWING_GIT, gitops_routes
 from shipyard.api.input import JSON_ERRORS, BodyLimit, json_body, optional_str, query_int
 from shipyard.api.rollouts import rollout_routes
+from shipyard.api.sessions import Sessions
+from shipyard.api.tokens import token_routes
 from shipyard.engine.metrics import render_metrics
 from shipyard.engine.status import status_document
 from shipyard.errors import ShipyardError, SpecError
@@ -77,7 +79,10 @@ def build_app(plane: "ControlPlane") -> Starlette:
     ]
     routes += rollout_routes(plane)
     routes += gitops_routes(plane)
-    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)], exception_handlers=JSON_ERRORS)
+    routes += token_routes(plane)
+    app = Starlette(routes=routes, middleware=[Middleware(BodyLimit)], exception_handlers=JSON_ERRORS)
+    app.state.plane, app.state.sessions = plane, Sessions()  # read by api/auth.py's TokenAuth
+    return app
 
 
 def _error(code: int, reason: str, message: str, **extra: Any) -> JSONResponse:

@@ -37,6 +37,10 @@ def _register() -> None:
 
     for command in [*secret_commands.COMMANDS, *db_commands.COMMANDS]:
         cli.add_command(command)
+    from shipyard.cli import token_commands
+
+    for command in token_commands.COMMANDS:
+        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
