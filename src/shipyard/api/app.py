@@ -20,6 +20,7 @@ from shipyard.api.tokens import token_routes
 from shipyard.engine.metrics import render_metrics
 from shipyard.engine.status import status_document
 from shipyard.errors import ShipyardError, SpecError
+from shipyard.ui.pages import ui_routes
 
 if TYPE_CHECKING:
     from shipyard.daemon import ControlPlane
@@ -80,8 +81,10 @@ def build_app(plane: "ControlPlane") -> Starlette:
     routes += rollout_routes(plane)
     routes += gitops_routes(plane)
     routes += token_routes(plane)
+    sessions = Sessions()
+    routes += ui_routes(plane, sessions)  # the dashboard (shipyard/ui)
     app = Starlette(routes=routes, middleware=[Middleware(BodyLimit)], exception_handlers=JSON_ERRORS)
-    app.state.plane, app.state.sessions = plane, Sessions()  # read by api/auth.py's TokenAuth
+    app.state.plane, app.state.sessions = plane, sessions  # read by api/auth.py's TokenAuth
     return app
 
 
