@@ -3,7 +3,7 @@
 The control plane looks every 0.25 s at a fingerprint of its state (the newest event's id, each
 rollout's status, phase, step and weight, each instance's state) and sends `event: change` when it
 differs, so a page learns of a change well within a second; the page then fetches its `<main>` again
-(ui/pages.py, `X-Fragment: 1`). A comment line every 10 s keeps idle connections open.
+(ui/pages.py, `X-Fragment: 1`). A comment line every 5 s keeps idle connections open and lets the server notice a closed one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from shipyard.daemon import ControlPlane
 
 POLL_S = 0.25
-KEEPALIVE_S = 10.0
+KEEPALIVE_S = 5.0
 
 
 def fingerprint(plane: "ControlPlane") -> tuple[Any, ...]:

@@ -74,6 +74,9 @@
     source.onopen = () => { indicator.className = "live on"; };
     source.onerror = () => { indicator.className = "live"; };
     source.addEventListener("change", refresh);
+    // Close the stream when leaving: a browser allows few connections per host, and an open stream
+    // would otherwise hold one until the server notices.
+    window.addEventListener("pagehide", () => source.close());
   }
 
   const logs = document.querySelector("section.logs");
