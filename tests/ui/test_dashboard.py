@@ -46,7 +46,7 @@ def plane(tmp_path: Path) -> Iterator[ControlPlane]:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     options = Options()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900",
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1300",
                      "--disable-gpu"):
         options.add_argument(argument)
     options.binary_location = shutil.which("chromium") or ""

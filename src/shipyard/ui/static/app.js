@@ -36,11 +36,12 @@
     if (!data || typeof Chart === "undefined") return;
     const series = JSON.parse(data.textContent);
     const labels = series.at.map((t) => new Date(t * 1000).toLocaleTimeString());
-    const options = (title) => ({animation: false, responsive: true, plugins: {title: {display: true, text: title}}});
+    const options = (title, y) => ({animation: false, responsive: true, maintainAspectRatio: false,
+      plugins: {title: {display: true, text: title}}, scales: {y}});
     const line = (label, values, color) => ({label, data: values, borderColor: color, backgroundColor: color, spanGaps: true});
-    charts.push(new Chart(document.getElementById("chart-success"), {type: "line", options: options("success rate (%)"),
+    charts.push(new Chart(document.getElementById("chart-success"), {type: "line", options: options("success rate (%)", {suggestedMin: 90, suggestedMax: 100}),
       data: {labels, datasets: [line("canary", series.canary_success, "#d9480f"), line("primary", series.primary_success, "#1971c2")]}}));
-    charts.push(new Chart(document.getElementById("chart-latency"), {type: "line", options: options("p99 latency (ms)"),
+    charts.push(new Chart(document.getElementById("chart-latency"), {type: "line", options: options("p99 latency (ms)", {beginAtZero: true}),
       data: {labels, datasets: [line("canary", series.canary_p99, "#d9480f"), line("primary", series.primary_p99, "#1971c2")]}}));
   }
 
