@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
@@ -29,6 +32,29 @@ def sign_in(url: str, token: str) -> tuple[httpx.Client, str]:
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
     assert page.status_code == 200 and csrf
     return client, csrf.group(1)
+
+
+def assert_live_within_a_second(client: httpx.Client, change: Callable[[], object]) -> None:
+    """The page's event stream announces a change made elsewhere within 1 s."""
+    opened, arrived = threading.Event(), []
+
+    def listen() -> None:
+        with client.stream("GET", "/ui/live", timeout=20) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("retry:"):
+                    opened.set()
+                if line.startswith("event: change"):
+                    arrived.append(time.monotonic())
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(10)
+    time.sleep(0.6)  # the stream has taken its first fingerprint
+    asked = time.monotonic()
+    change()
+    listener.join(10)
+    assert arrived and arrived[0] - asked < 1.0, arrived
 
 
 def test_sign_in_pages_and_csrf(plane):
@@ -66,6 +92,8 @@ def test_sign_in_pages_and_csrf(plane):
         assert client.post("/scale", json={"service": "alpha", "replicas": 2}, headers={"X-CSRF-Token": "x"}).status_code == 401
         assert client.post("/scale", json={"service": "alpha", "replicas": 2},
                            headers={"X-CSRF-Token": csrf}).status_code == 200
+        assert_live_within_a_second(client, lambda: plane.request("POST", "/scale",
+                                                                  json={"service": "beta", "replicas": 2}))
         plane.request("POST", "/tokens/ops/revoke")
         assert client.get("/ui").headers["location"] == "/ui/login"  # the session ends with its token
 
