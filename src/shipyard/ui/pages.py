@@ -112,7 +112,8 @@ def ui_routes(plane: "ControlPlane", sessions: Sessions) -> list[Route]:
                       series=views.chart_series(decisions), past=plane.store.rollout_history(name)[:10])
 
     async def history(request: Request) -> Response:
-        return render(request, "history.html", sessions, entries=plane.store.history(limit=50),
+        entries = plane.store.history(limit=50)
+        return render(request, "history.html", sessions, entries=entries, changes=views.history_changes(entries),
                       following=plane.follower is not None)
 
     async def instances(request: Request) -> Response:

@@ -96,6 +96,32 @@ def filter_events(events: list[dict[str, Any]], service: str = "", reason: str =
     return [e for e in reversed(events) if keep(e)]
 
 
+def history_changes(entries: list[dict[str, Any]]) -> list[list[str]]:
+    """For each history entry (newest first), how its services differ from the applied one before it ([] if rejected)."""
+    changes: list[list[str]] = []
+    for index, entry in enumerate(entries):
+        if entry["result"] != "applied":
+            changes.append([])  # nothing changed: the revision was rejected
+            continue
+        before = next((e.get("services") or {} for e in entries[index + 1:] if e["result"] == "applied"), {})
+        after = entry.get("services") or {}
+        lines = []
+        for name in sorted(set(before) | set(after)):
+            old, new = before.get(name), after.get(name)
+            if old is None:
+                lines.append(f"+ {name} {_shape(new)}")
+            elif new is None:
+                lines.append(f"- {name} {_shape(old)}")
+            elif _shape(old) != _shape(new):
+                lines.append(f"~ {name} {_shape(old)} → {_shape(new)}")
+        changes.append(lines)
+    return changes
+
+
+def _shape(service: Any) -> str:
+    return f"{service.get('version')}×{service.get('replicas')}" if isinstance(service, dict) else str(service)
+
+
 def search_lines(lines: list[str], query: str) -> list[str]:
     return [line for line in lines if query.lower() in line.lower()] if query else lines
 
