@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shipyard.api.input import MAX_BODY, too_large
 from shipyard.api.sessions import CSRF_HEADER, cookie_value
 from shipyard.api.tokens import (BOOTSTRAP, LOCAL, SAFE_METHODS, Identity, describe, digest, permits, required_scope,
                                  token_problem)
@@ -81,7 +82,10 @@ class TokenAuth:
         if identity is not None and not open_route:
             needed = required_scope(method, path)
             if not permits(identity.scope, needed):
-                body = await _read_body(receive) if method not in SAFE_METHODS else b""
+                try:
+                    body = await _read_body(receive) if method not in SAFE_METHODS else b""
+                except _TooLarge:
+                    body = b""
                 await self._audit(store, identity, method, path, _json(body), "denied", 403)
                 await _send_json(send, 403, "Forbidden", f"the token {identity.name!r} has scope "
                                  f"{identity.scope!r}; this needs {needed!r}")
@@ -89,7 +93,12 @@ class TokenAuth:
         if method in SAFE_METHODS or path in OPEN_UI:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive)
+        except _TooLarge:
+            await self._audit(store, identity, method, path, {}, "failed", 413)
+            await _send_json(send, 413, "BodyTooLarge", str(too_large().detail))
+            return
         status = 500
         delivered = False
 
@@ -148,11 +157,19 @@ class TokenAuth:
 OPEN_UI = frozenset({"/ui/login"})  # the sign-in page and its form; every other page needs a session
 
 
+class _TooLarge(Exception):
+    pass
+
+
 async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+    """The whole request body (the audit needs it before the route reads it), at most MAX_BODY bytes."""
+    chunks, size = [], 0
     while True:
         message = await receive()
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_BODY:
+            raise _TooLarge()
         if not message.get("more_body"):
             return b"".join(chunks)
 
