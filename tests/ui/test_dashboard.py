@@ -96,8 +96,11 @@ def test_sign_in_watch_a_canary_abort_it_and_read_the_logs(plane, browser, tmp_p
         assert text(browser, "#rollout-status") == "progressing"
         assert browser.find_elements(By.CSS_SELECTOR, "#timeline li[data-state='done']")
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#decisions tbody tr td"), 10, 0.1, "a decision row")
+        wait_for(lambda: text(browser, "#step").split()[0] not in ("-", "1", "2"), 40, 0.1, "a third step (for the chart)")
+        assert browser.execute_script("return window.loadedOnce") == "yes"
         shoot("rollout")
-        browser.find_element(By.ID, "act-abort").click()
+        # the page swaps its content on every change: find the button afresh until one click lands
+        wait_for(lambda: browser.find_element(By.ID, "act-abort").click() is None, 10, 0.1, "a click on abort")
         wait_for(lambda: text(browser, "#rollout-status") == "failed", 20, 0.1, "the rollback on the page")
         assert "Aborted" in text(browser, "#reason") and text(browser, "#weight") == "0%"
         assert browser.execute_script("return window.loadedOnce") == "yes"

@@ -28,7 +28,7 @@ def test_success_rate_and_request_rate_add_up_over_releases():
     traffic = {"releases": [{"request_rate": 4.0, "requests": 90, "errors_5xx": 0},
                             {"request_rate": 1.0, "requests": 10, "errors_5xx": 5}]}
     row = views.service_row({**service("a"), "traffic": traffic})
-    assert row["request_rate"] == 5.0 and row["success_rate"] == 0.95
+    assert row["request_rate"] == 5.0 and row["success_rate"] == 95.0
 
 
 def test_conditions_unhealthy_first():
@@ -44,8 +44,8 @@ def test_timeline():
 
 
 def test_chart_series_from_analysis_decisions():
-    decisions = [{"kind": "analysis", "at": 1.0, "window": {"canary": {"success_rate": 0.99, "p99_ms": 5.0},
-                                                            "primary": {"success_rate": 1.0, "p99_ms": 4.0}}},
+    decisions = [{"kind": "analysis", "at": 1.0, "window": {"canary": {"success_rate": 99.0, "p99_ms": 5.0},
+                                                            "primary": {"success_rate": 100.0, "p99_ms": 4.0}}},
                  {"kind": "command", "at": 2.0},
                  {"kind": "analysis", "at": 3.0, "window": {"canary": {"success_rate": None, "p99_ms": None},
                                                             "primary": None}}]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Environment(loader=PackageLoader("shipyard.ui", "templates"), autoescape=select_autoescape(["html"]))
 TEMPLATES.filters["when"] = lambda t: datetime.datetime.fromtimestamp(t).strftime("%H:%M:%S") if t else "-"
-TEMPLATES.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+TEMPLATES.filters["pct"] = lambda v: "-" if v is None else f"{v:.1f}%"  # v is a percentage already
 TEMPLATES.filters["num"] = lambda v: "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
 

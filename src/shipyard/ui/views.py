@@ -41,7 +41,7 @@ def service_row(service: dict[str, Any]) -> dict[str, Any]:
             "desired": service["desired_replicas"], "endpoint": service["endpoint"],
             "health": ("degraded" if level == 0 else "healthy"),
             "rollout": _rollout_label(rollout), "rollout_status": rollout.get("status") or "",
-            "request_rate": rate, "success_rate": (1 - errors / requests) if requests else None,
+            "request_rate": rate, "success_rate": 100 * (1 - errors / requests) if requests else None,
             "attention": level}
 
 
@@ -80,8 +80,8 @@ def chart_series(decisions: list[dict[str, Any]]) -> dict[str, list[Any]]:
             continue
         canary, primary = window.get("canary") or {}, window.get("primary") or {}
         series["at"].append(decision.get("at"))
-        series["canary_success"].append(_percent(canary.get("success_rate")))
-        series["primary_success"].append(_percent(primary.get("success_rate")))
+        series["canary_success"].append(canary.get("success_rate"))  # already percentages (proxy/window.py)
+        series["primary_success"].append(primary.get("success_rate"))
         series["canary_p99"].append(canary.get("p99_ms"))
         series["primary_p99"].append(primary.get("p99_ms"))
     return series
@@ -132,7 +132,3 @@ def _rollout_label(rollout: dict[str, Any]) -> str:
     if rollout.get("phase") and rollout.get("status") == "progressing":
         return f"{rollout['strategy']} {rollout['phase']} step {rollout['step'] + 1} at {rollout['weight']}%"
     return f"{rollout.get('strategy', '')} {rollout.get('status', '')}".strip()
-
-
-def _percent(value: Any) -> float | None:
-    return None if value is None else round(100 * float(value), 2)
