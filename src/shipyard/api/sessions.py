@@ -34,9 +34,12 @@ class Sessions:
         self._lock = threading.Lock()
 
     def open(self, name: str, scope: str, digest: str, now: float | None = None) -> tuple[str, Session]:
-        session = Session(name, scope, digest, secrets.token_urlsafe(24), (now or time.time()) + LIFETIME)
+        now = now or time.time()
+        session = Session(name, scope, digest, secrets.token_urlsafe(24), now + LIFETIME)
         sid = secrets.token_urlsafe(32)
         with self._lock:
+            for stale in [k for k, s in self._by_id.items() if s.expires_at <= now]:
+                del self._by_id[stale]  # sign-ins are rare: pruning here keeps the table to live sessions
             self._by_id[sid] = session
         return sid, session
 
