@@ -149,9 +149,9 @@ def real(count: int, runs: int) -> None:
                 pass
             try:
                 sweep(state, seen | {control_pid}, down_timeout=300)
-            except subprocess.TimeoutExpired:  # `down` too slow on a loaded machine: kill by pid, then bwrap's
-                for pid in seen | {control_pid}:  # children die with their parent (--die-with-parent is not
-                    try:                           # given, so the instance pids themselves are in `seen`)
+            except subprocess.TimeoutExpired:  # `down` too slow on a loaded machine: kill what it started by pid
+                for pid in seen | {control_pid}:
+                    try:
                         os.kill(pid, signal.SIGKILL)
                     except (ProcessLookupError, PermissionError):
                         pass
