@@ -98,6 +98,8 @@ def test_sign_in_watch_a_canary_abort_it_and_read_the_logs(plane, browser, tmp_p
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#decisions tbody tr td"), 10, 0.1, "a decision row")
         wait_for(lambda: text(browser, "#step").split()[0] not in ("-", "1", "2"), 40, 0.1, "a third step (for the chart)")
         assert browser.execute_script("return window.loadedOnce") == "yes"
+        points = browser.execute_script("return Chart.getChart('chart-success').data.datasets[0].data.length")
+        assert points >= 2  # the chart (Chart.js, under the page's CSP) plots each analysis
         shoot("rollout")
         # the page swaps its content on every change: find the button afresh until one click lands
         wait_for(lambda: browser.find_element(By.ID, "act-abort").click() is None, 10, 0.1, "a click on abort")

@@ -80,6 +80,7 @@ def test_sign_in_pages_and_csrf(plane):
         for page in ("/ui/matrix", "/ui/history", "/ui/events", "/ui/audit", "/ui/rollouts/alpha",
                      "/ui/instances/alpha", "/ui/static/app.js", "/ui/static/vendor/chart.umd.js"):
             assert client.get(page).status_code == 200, page
+        assert "frame-ancestors 'none'" in client.get("/ui").headers["content-security-policy"]
         fragment = client.get("/ui/rollouts/alpha", headers={"X-Fragment": "1"}).text
         assert "<html" not in fragment and "Rollout of alpha" in fragment
         instance = plane.instances("alpha")[0]["id"]
