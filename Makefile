@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 	@./scripts/system-deps.sh
+	@./scripts/ui-assets.sh
 
 demo: setup
 	$(BIN)/shipyard validate examples/shop

@@ -75,6 +75,10 @@ def test_tcp_needs_the_token_the_socket_does_not(plane, tmp_path):
                     assert response.status_code == 200
                 elif (method, path) == ("POST", "/hooks/git"):
                     assert response.json()["error"] == "NotFollowing"  # the handler answered: not following git
+                elif path == "/ui/login" or path.startswith("/ui/static/"):
+                    assert response.status_code in (200, 401, 404), (method, path)  # sign-in page, public files
+                elif path.startswith("/ui") and method == "GET":
+                    assert (response.status_code, response.headers["location"]) == (303, "/ui/login"), path
                 else:
                     assert response.status_code == 401, (method, path)
                     assert response.json()["error"] == "Unauthorized"

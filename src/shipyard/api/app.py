@@ -15,9 +15,12 @@ from starlette.routing import Route
 from shipyard.api.gitops import FOLLOWING_GIT, gitops_routes
 from shipyard.api.input import JSON_ERRORS, BodyLimit, json_body, optional_str, query_int
 from shipyard.api.rollouts import rollout_routes
+from shipyard.api.sessions import Sessions
+from shipyard.api.tokens import token_routes
 from shipyard.engine.metrics import render_metrics
 from shipyard.engine.status import status_document
 from shipyard.errors import ShipyardError, SpecError
+from shipyard.ui.pages import ui_routes
 
 if TYPE_CHECKING:
     from shipyard.daemon import ControlPlane
@@ -75,7 +78,12 @@ def build_app(plane: "ControlPlane") -> Starlette:
     ]
     routes += rollout_routes(plane)
     routes += gitops_routes(plane)
-    return Starlette(routes=routes, middleware=[Middleware(BodyLimit)], exception_handlers=JSON_ERRORS)
+    routes += token_routes(plane)
+    sessions = Sessions()
+    routes += ui_routes(plane, sessions)  # the dashboard (shipyard/ui)
+    app = Starlette(routes=routes, middleware=[Middleware(BodyLimit)], exception_handlers=JSON_ERRORS)
+    app.state.plane, app.state.sessions = plane, sessions  # read by api/auth.py's TokenAuth
+    return app
 
 
 def _error(code: int, reason: str, message: str, **extra: Any) -> JSONResponse:

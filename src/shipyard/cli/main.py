@@ -35,10 +35,11 @@ def _register() -> None:
         rollout_commands,
         secret_commands,
         spec_commands,
+        token_commands,
     )
 
     for module in (spec_commands, engine_commands, gitops_commands, rollout_commands, export_commands, flag_commands,
-                   artifact_commands, secret_commands, db_commands, promotion_commands):
+                   artifact_commands, secret_commands, db_commands, promotion_commands, token_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 

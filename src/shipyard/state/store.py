@@ -31,9 +31,16 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time RE
                                    first_seen REAL);
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, applied_at REAL NOT NULL,
                                     revision TEXT NOT NULL, result TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, scope TEXT NOT NULL,
+                                   created_at REAL NOT NULL, expires_at REAL, revoked_at REAL);
+CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, who TEXT NOT NULL,
+                                  action TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL,
+                                  status INTEGER NOT NULL);
 """
 MAX_EVENTS = 5000  # rows kept in the events table (docs/engine.md)
 MAX_HISTORY = 1000
+MAX_AUDIT = 20000
+_TOKEN_COLUMNS = "name, digest, scope, created_at, expires_at, revoked_at"
 
 
 class Store:
@@ -201,6 +208,49 @@ class Store:
         rows = self._execute("SELECT id, applied_at, revision, result, data FROM history ORDER BY id DESC LIMIT ?",
                              (limit,))
         return [{**json.loads(r[4]), "id": r[0], "applied_at": r[1], "revision": r[2], "result": r[3]} for r in rows]
+
+    # ---- API tokens (only their SHA-256 digests) and the audit log (api/tokens.py, api/auth.py) ------
+    def save_token(self, name: str, digest: str, scope: str, created_at: float, expires_at: float | None) -> None:
+        """Record a token NAME by the digest of its secret, replacing a revoked one of that name."""
+        self._execute("INSERT INTO tokens (name, digest, scope, created_at, expires_at, revoked_at) "
+                      "VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT(name) DO UPDATE SET digest = excluded.digest, "
+                      "scope = excluded.scope, created_at = excluded.created_at, expires_at = excluded.expires_at, "
+                      "revoked_at = NULL", (name, digest, scope, created_at, expires_at))
+
+    def token(self, *, name: str | None = None, digest: str | None = None) -> dict[str, Any] | None:
+        column, value = ("name", name) if name is not None else ("digest", digest)
+        rows = self._execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE {column} = ?", (value,))
+        return _token_row(rows[0]) if rows else None
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return [_token_row(r) for r in self._execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY name")]
+
+    def revoke_token(self, name: str, at: float) -> bool:
+        """Mark NAME revoked; False when there is no such token or it already was."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                                      (at, name))
+            return cursor.rowcount > 0
+
+    def add_audit(self, who: str, action: str, target: str, outcome: str, status: int, at: float) -> int:
+        with self._lock:
+            cursor = self._db.execute("INSERT INTO audit (time, who, action, target, outcome, status) "
+                                      "VALUES (?, ?, ?, ?, ?, ?)", (at, who, action, target, outcome, status))
+            entry_id = int(cursor.lastrowid or 0)
+            if entry_id % 100 == 0:
+                self._db.execute("DELETE FROM audit WHERE id <= ?", (entry_id - MAX_AUDIT,))
+            return entry_id
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest LIMIT audit entries, oldest first."""
+        rows = self._execute("SELECT id, time, who, action, target, outcome, status FROM audit "
+                             "ORDER BY id DESC LIMIT ?", (limit,))[::-1]
+        return [{"id": r[0], "time": r[1], "who": r[2], "action": r[3], "target": r[4], "outcome": r[5],
+                 "status": r[6]} for r in rows]
+
+
+def _token_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(("name", "digest", "scope", "created_at", "expires_at", "revoked_at"), row))
 
 
 def _migrate(db: sqlite3.Connection) -> None:
