@@ -13,8 +13,7 @@ import click
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 from shipyard.errors import ControlPlaneError, ShipyardError, SpecError
 from shipyard.promotion.commits import Move, promotion_message, refusal
-from shipyard.promotion.discovery import environment_status
-from shipyard.promotion.matrix import matrix
+from shipyard.promotion.discovery import environment_status, version_matrix
 from shipyard.promotion.overlay import set_version
 from shipyard.source.errors import SourceError
 from shipyard.source.git import LocalRepo
@@ -161,16 +160,8 @@ Examples:
 @OUTPUT_OPTION
 def versions(project_dir: Path, output: str) -> None:
     """Show where every version runs: the service × environment matrix."""
-    project, source = _project(project_dir)
-    names = project.environment_names
-    declared = {env: _declared(source, env) for env in names}
-    statuses: dict[str, dict[str, Any] | None] = {}
-    for env in names:
-        try:
-            statuses[env] = environment_status(project, env, project_dir)
-        except ControlPlaneError:
-            statuses[env] = None
-    result = matrix(names, declared, statuses)
+    result = version_matrix(project_dir)
+    names = result["environments"]
     if output != "table":
         emit(result, output)
         return

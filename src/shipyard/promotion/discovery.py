@@ -64,3 +64,31 @@ def _ask(api: str, token: Optional[str], timeout: float) -> dict[str, Any]:
         raise ControlPlaneError(f"{api} answered HTTP {response.status_code}")
     document: dict[str, Any] = response.json()
     return document
+
+
+def version_matrix(project_dir: Path, known: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`shipyard versions` (and the dashboard's matrix): declared versions from the project at PROJECT_DIR,
+    the rest from each environment's control plane (KNOWN: status documents already at hand)."""
+    from shipyard.errors import SpecError
+    from shipyard.promotion.matrix import matrix
+    from shipyard.spec.load import load_project
+    from shipyard.spec.render import render_environment
+
+    source = load_project(project_dir)
+    if source.problems or source.project is None:
+        raise SpecError(source.problems)
+    names = source.project.environment_names
+    declared: dict[str, dict[str, str]] = {}
+    for env in names:
+        rendered, _ = render_environment(source, env)
+        declared[env] = {n: s.version for n, s in rendered.services.items()} if rendered is not None else {}
+    statuses: dict[str, dict[str, Any] | None] = {}
+    for env in names:
+        if known and env in known:
+            statuses[env] = known[env]
+            continue
+        try:
+            statuses[env] = environment_status(source.project, env, project_dir)
+        except ControlPlaneError:
+            statuses[env] = None
+    return matrix(names, declared, statuses)

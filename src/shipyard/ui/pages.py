@@ -27,6 +27,8 @@ from shipyard.api.sessions import COOKIE, LIFETIME, Sessions, cookie_value
 from shipyard.api.tokens import BOOTSTRAP, Identity, digest, permits, token_problem
 from shipyard.cli.logs import tail_lines
 from shipyard.engine.status import status_document
+from shipyard.errors import ShipyardError
+from shipyard.promotion.discovery import version_matrix
 from shipyard.state.control import ensure_token
 from shipyard.ui import views
 from shipyard.ui.live import live_stream
@@ -98,7 +100,14 @@ def ui_routes(plane: "ControlPlane", sessions: Sessions) -> list[Route]:
 
     async def matrix(request: Request) -> Response:
         document = await asyncio.to_thread(status)
-        return render(request, "matrix.html", sessions, status=document)
+        versions = None
+        if plane.promotion.directory is not None:  # every environment of the promotion path (`shipyard versions`)
+            try:
+                versions = await asyncio.to_thread(version_matrix, plane.promotion.directory,
+                                                   {plane.environment: document})
+            except ShipyardError:
+                versions = None
+        return render(request, "matrix.html", sessions, status=document, versions=versions)
 
     async def rollout(request: Request) -> Response:
         name = request.path_params["service"]
