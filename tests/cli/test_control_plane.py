@@ -81,13 +81,15 @@ def test_sigkilled_instance_is_replaced_quickly(plane):
     cp = plane([probe_service("alpha")])
     cp.up()
     victim = cp.wait_ready("alpha", 1)[0]
-    killed_at = time.monotonic()
+    killed_at = time.time()
     os.kill(victim["pid"], signal.SIGKILL)
     replacement = wait_for(lambda: next((i for i in cp.instances("alpha", "ready") if i["pid"] != victim["pid"]), None),
                            timeout=10, interval=0.02, what="a ready replacement")
-    elapsed = time.monotonic() - killed_at
     assert replacement["restarts"] == 1 and replacement["exit_code"] == 137
-    assert elapsed < 3.0, f"replacement took {elapsed:.2f}s"
+    # When the control plane saw it ready again (its own event), not when this test's CLI polls noticed.
+    events = json.loads(cp.cli("events", "-o", "json").stdout)
+    ready_at = max(e["time"] for e in events if e["object"] == victim["id"] and e["reason"] == "Ready")
+    assert ready_at - killed_at < 3.0, f"replacement took {ready_at - killed_at:.2f}s"
 
 
 def test_crash_loop_backs_off_without_disturbing_neighbours(plane):

@@ -12,7 +12,6 @@ from shipyard.delivery import phases
 from shipyard.engine.model import Capacity, DesiredService, Progressive, Rolling, Rollout, State
 from shipyard.engine.plan import World, plan
 from shipyard.engine.routing import split
-from tests.delivery.test_phases import SPEC
 from tests.engine.test_plan import GiB, inst, release
 
 CANARY = Progressive(steps=(10, 50, 100), interval=10.0, failure_threshold=2)
@@ -81,7 +80,7 @@ def test_traffic_stays_at_the_current_step_while_the_next_steps_instances_do_not
     assert moved.waiting == "1/2 instances of svc-new ready, traffic stays at 10%: " \
                             "svc needs 2 × 250m CPU for its canary, 0 free"
     # the split keeps 10 %: nothing moves to 50 % while the runner does not judge a waiting canary
-    weights = dict(split(service()["svc"], SPEC, moved, {"svc-old": 3, "svc-new": 1})["weights"])
+    weights = dict(split(service()["svc"], moved, {"svc-old": 3, "svc-new": 1})["weights"])
     assert weights == {"svc.old": 90, "svc.new": 10}
     # waiting longer than the progress deadline rolls back, and says what it waited for
     late = run(moved, [*primary(), inst("new0")], cpu=1.0, now=701.0)

@@ -49,7 +49,8 @@ def test_down_while_a_process_is_being_spawned_leaves_nothing_running(in_process
     plane.post("/scale", {"service": "alpha", "replicas": 2})
     assert driver.spawning.wait(20), "the second instance's spawn never began"
     plane.post("/down")      # arrives while the spawn is under way
-    assert len(driver.spawned) == 2   # the spawn finished (and was recorded) before the stops began …
+    # the spawn finished (and was recorded) before the stops began (more: a restart on a loaded machine) …
+    assert len(driver.spawned) >= 2
     wait_for(lambda: not any(pid_alive(p) for p in driver.spawned), timeout=10, what="every process gone")
     assert stored_instances(plane) == []   # … and nothing was resurrected afterwards
 

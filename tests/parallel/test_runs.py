@@ -97,12 +97,13 @@ def test_a_comparator_is_supervised_follows_its_canary_and_keeps_its_report(tmp_
     from shipyard.parallel.runs import ParallelRuns
     from shipyard.spec.models import ParallelRun
 
-    spec = SimpleNamespace(strategy=SimpleNamespace(canary=SimpleNamespace(parallel_run=ParallelRun())))
+    progressive = SimpleNamespace(parallel_settings=ParallelRun())
     events: list[str] = []
     rollout = Rollout("svc", "svc-new", 1.0, "canary", previous="svc-old", phase=phases.MIRROR)
     reconciler = SimpleNamespace(
         state_dir=tmp_path, rollouts={"svc": rollout}, store=FakeStore(),
-        desired=SimpleNamespace(specs={"svc": spec}, services={"svc": SimpleNamespace(release=SimpleNamespace(id="svc-new"))}),
+        desired=SimpleNamespace(services={"svc": SimpleNamespace(release=SimpleNamespace(id="svc-new"),
+                                                                 progressive=progressive)}),
         instances={i.id: i for i in (Instance("a", "svc", "svc-old", 8001, State.READY, 0.0),
                                      Instance("b", "svc", "svc-new", 8002, State.READY, 0.0))},
         event=lambda kind, obj, reason, message, data=None: events.append(reason))
