@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,10 +60,13 @@ def test_entries_of_dead_control_planes_are_ignored_and_dropped(tmp_path: Path) 
     assert set(json.loads(path.read_text())["entries"]) == {str((tmp_path / "dev").resolve())}
 
 
-def _hold_and_count(path: str, name: str, queue: "multiprocessing.Queue[int]") -> None:
+def _hold_and_count(path: str, name: str, queue: "multiprocessing.Queue[int]", barrier: Any) -> None:
     # Each process takes what is left of 1 core in 0.1 steps, planning under the lock as a pass does.
+    # Both run at once and stay alive until both are done: the entry of a process that has exited is
+    # (rightly) ignored as stale, which would let the other take the whole machine.
     own = ledger(Path(path), name)
     total = 0.0
+    barrier.wait(30)
     for _ in range(20):
         with own.transaction() as others:
             free = after_others(Capacity(1.0, 2**30), others).cpu - total
@@ -70,12 +74,14 @@ def _hold_and_count(path: str, name: str, queue: "multiprocessing.Queue[int]") -
                 total += 0.1
             own.hold(round(total, 6), 0)
     queue.put(round(total * 10))
+    barrier.wait(30)
 
 
 def test_two_control_planes_planning_at_once_never_overcommit_the_machine(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     queue: "multiprocessing.Queue[int]" = context.Queue()
-    workers = [context.Process(target=_hold_and_count, args=(str(tmp_path / "ledger.json"), name, queue))
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=_hold_and_count, args=(str(tmp_path / "ledger.json"), name, queue, barrier))
                for name in ("dev", "prod")]
     for worker in workers:
         worker.start()
