@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard.rollouts")
 APPROVAL_POLL_S = 0.25
+WATCH_POLL_S = 0.1  # how soon after a scrape (about one a second) the analysis looks at it
 Key = tuple[str, float, str, int]
 
 
