@@ -20,6 +20,11 @@ from tests.controlplane import ControlPlane, http_get, wait_for
 from tests.projects import probe_service
 
 
+# The in-process control plane's listening socket may be collected after its thread ends (a ResourceWarning
+# pytest reports on an unrelated test); the process-level tests check that nothing is left running.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
 def condition(cp: ControlPlane, *reasons: str) -> dict[str, Any] | None:
     return next((c for c in cp.status()["conditions"] if c["reason"] in reasons), None)
 

@@ -17,6 +17,11 @@ from tests.load import Load
 from tests.projects import probe_service, write_project
 
 
+# The in-process control plane's listening socket may be collected after its thread ends (a ResourceWarning
+# pytest reports on an unrelated test); the process-level tests check that nothing is left running.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
 def alpha(version: str = "1.0.0", env: dict[str, str] | None = None) -> dict[str, Any]:
     canary = {"steps": [50, 100], "interval": "1s", "minRequests": 10, "failureThreshold": 2,
               "analysis": [{"metric": "successRate", "min": 99}]}
