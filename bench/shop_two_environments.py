@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from _support import BenchControlPlane  # noqa: E402
 from tests.controlplane import free_port  # noqa: E402
 from tests.load import Load  # noqa: E402
+from tests.shop import publish_shop  # noqa: E402
 
 
 def copy_shop(target: Path, prod_cpu: str | None) -> Path:
@@ -87,6 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="shipyard-bench-"))
     os.environ["SHIPYARD_LEDGER"] = str(work / "ledger.json")
+    os.environ["SHIPYARD_STORE"] = str(work / "store")  # the shop's artifacts, at the two versions it runs
+    publish_shop(("1.0.0", "1.1.0"))
     project = copy_shop(work / "shop", args.prod_cpu)
     dev = BenchControlPlane(project, work / "dev", "dev")
     prod = BenchControlPlane(project, work / "prod", "prod")

@@ -10,7 +10,8 @@ state=.shipyard/dev
 for app in examples/shop/apps/*/; do
   name=$(basename "$app")
   version=$(sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "examples/shop/services/$name.yaml")
-  $shipyard pipeline run "$app" --version "$version" >/dev/null
+  echo "demo: $name $version — unit tests, one build, a component test of that build, publish" >&2
+  $shipyard pipeline run "$app" --version "$version" 2>&1 | sed 's/^/  /' >&2
 done
 $shipyard artifacts list
 echo

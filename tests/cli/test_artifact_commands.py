@@ -26,6 +26,17 @@ def test_build_list_inspect_in_the_embedded_store(source: Path, tmp_path: Path) 
     assert digest in table
 
 
+def test_publishing_a_version_again_with_other_code_warns_that_the_tag_moved(source: Path, tmp_path: Path) -> None:  # noqa: F811
+    env = {"SHIPYARD_STORE": str(tmp_path / "store")}
+    first = run_cli("build", str(source), "--version", "1.0.0", env=env).stdout.strip().split("@")[1]
+    assert "moved" not in run_cli("build", str(source), "--version", "1.0.0", env=env).stderr  # same bytes: no move
+    (source / "app.py").write_text((source / "app.py").read_text() + "\n# changed\n")
+    again = run_cli("build", str(source), "--version", "1.0.0", env=env)
+    second = again.stdout.strip().split("@")[1]
+    assert second != first
+    assert f"warning: hello:1.0.0 moved from {first[:19]} to {second[:19]}" in again.stderr
+
+
 def test_unknown_version_and_bad_reference(source: Path, tmp_path: Path) -> None:  # noqa: F811
     env = {"SHIPYARD_STORE": str(tmp_path / "store")}
     run_cli("build", str(source), "--version", "1.0.0", env=env)

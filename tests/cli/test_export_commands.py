@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 from shipyard.export.yamltext import load_documents
 from tests.controlplane import run_cli
 from tests.export.conftest import CRD_DIR, SHOP
+from tests.shop import use_paths
 
 
 def test_a_directory_artifact_is_refused_with_what_to_do(tmp_path):
-    result = run_cli("export", "kubernetes", str(SHOP), "-o", str(tmp_path / "out"), "--registry", "r.example.com/s",
-                     check=False)
+    project = use_paths(shutil.copytree(SHOP, tmp_path / "shop"))
+    result = run_cli("export", "kubernetes", str(project), "-o", str(tmp_path / "out"), "--registry",
+                     "r.example.com/s", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "catalog: `artifact.path` is a directory" in result.stderr and "shipyard build" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -42,23 +45,12 @@ def test_help_shows_examples():
 
 
 def shop_on_images(tmp_path: Path) -> tuple[Path, Path]:
-    """A copy of the example shop whose services run artifacts built by `shipyard build` into a store."""
-    project, store = tmp_path / "shop", tmp_path / "store"
-    shutil.copytree(SHOP, project)
-    for name in ("catalog", "orders", "frontend"):
-        run_cli("build", str(project / "apps" / name), "--version", "1.0.0", "--store", str(store))
-        path = project / "services" / f"{name}.yaml"
-        text = path.read_text()
-        start = text.index("artifact:")
-        end = text.index("\n", text.index("command:", start))
-        path.write_text(text[:start] + f"artifact:\n  image: {name}" + text[end:])
-    with (project / "shipyard.yaml").open("a") as handle:
-        handle.write(f"store: {store}\n")
-    return project, store
+    """A copy of the example shop and the store holding its artifacts (published by tests/conftest.py)."""
+    return Path(shutil.copytree(SHOP, tmp_path / "shop")), Path(os.environ["SHIPYARD_STORE"])
 
 
-def test_the_shop_on_built_images_exports_with_digests_and_strict_refuses_gaps(tmp_path):
-    project, store = shop_on_images(tmp_path)
+def test_the_example_shop_exports_with_digests_and_strict_refuses_gaps(tmp_path):
+    project, store = SHOP, Path(os.environ["SHIPYARD_STORE"])
     out = tmp_path / "out"
     strict = run_cli("export", "kubernetes", str(project), "-o", str(out), "--registry", "r.example.com/shop",
                      "--strict", check=False)

@@ -15,6 +15,7 @@ import pytest
 
 from shipyard.cli.main import main
 from shipyard.spec.render import render
+from tests.shop import use_paths
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
 PROBLEM_LINE = re.compile(r"^[\w./-]+\.yaml:\d+:\d+: error: ")
@@ -27,6 +28,7 @@ class Repo:
         self.path = path
         self.project = path / project
         shutil.copytree(EXAMPLE, self.project, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
+        use_paths(self.project)  # plans of code changes: the services run their directories (the inner loop)
         self.git("init", "--quiet", "--initial-branch=main")
         self.shas: dict[str, str] = {}
 

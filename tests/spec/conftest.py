@@ -9,6 +9,7 @@ import pytest
 
 from shipyard.errors import Problem
 from shipyard.spec.render import check
+from tests.shop import use_paths
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
 
@@ -41,11 +42,18 @@ class ShopCopy:
         return check(self.root, environment)
 
 
-def copy_example(target: Path) -> Path:
+def copy_example(target: Path, paths: bool = False) -> Path:
+    """A copy of the shop; with PATHS its services run their source directories (the inner loop), not images."""
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return target
+    return use_paths(target) if paths else target
 
 
 @pytest.fixture
 def shop(tmp_path: Path) -> ShopCopy:
     return ShopCopy(copy_example(tmp_path / "shop"))
+
+
+@pytest.fixture
+def shop_paths(tmp_path: Path) -> ShopCopy:
+    """The shop in its inner-loop form: services run `artifact.path` snapshots of apps/*."""
+    return ShopCopy(copy_example(tmp_path / "shop", paths=True))

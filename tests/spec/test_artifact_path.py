@@ -15,7 +15,13 @@ from shipyard.spec.render import check
 from .conftest import ShopCopy
 
 CATALOG = "services/catalog.yaml"
-ARTIFACT_LINE = 6  # `path: apps/catalog` in the example's catalog.yaml
+ARTIFACT_LINE = 6  # `path: apps/catalog` in the inner-loop form of the example's catalog.yaml
+
+
+@pytest.fixture
+def shop(shop_paths: ShopCopy) -> ShopCopy:
+    """Path semantics need the shop's inner-loop form (services run apps/* directly)."""
+    return shop_paths
 
 
 def only_problem(shop: ShopCopy) -> str:

@@ -1,5 +1,9 @@
 """Golden tests of `render` on the example: the full desired state of each environment, every default filled in.
 
+The shop runs `image:` artifacts whose digests change with every commit of this repository (the revision is
+part of their provenance), so the golden files name the digest (`<digest of catalog:1.0.0>`) and the test
+checks it is the one the store holds.
+
 After an intended change of the format or of the example, regenerate the files and review their diff:
 
     UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/spec/test_golden.py
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.artifacts.stores import ENV_STORE, open_store
 from shipyard.spec.render import render
 
 from .conftest import EXAMPLE
@@ -22,7 +27,14 @@ GOLDEN = Path(__file__).parent / "golden"
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_render_matches_golden(environment: str) -> None:
-    rendered = json.dumps(render(EXAMPLE, environment).to_dict(), indent=2, sort_keys=False) + "\n"
+    desired = render(EXAMPLE, environment).to_dict()
+    store = open_store(os.environ[ENV_STORE])
+    for service in desired["services"].values():
+        artifact = service["artifact"]
+        if artifact.get("image"):
+            assert artifact["digest"] == store.resolve(artifact["image"], service["version"])
+            artifact["digest"] = f"<digest of {artifact['image']}:{service['version']}>"
+    rendered = json.dumps(desired, indent=2, sort_keys=False) + "\n"
     golden = GOLDEN / f"{environment}.json"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(rendered, encoding="utf-8")

@@ -46,7 +46,9 @@ CASES = [
     # wrong types
     pytest.param(edit(CATALOG, "replicas: 1", "replicas: many"),
                  Expect(CATALOG, 8, "replicas", "valid integer"), id="wrong type: integer"),
-    pytest.param(edit(CATALOG, "command: [python3, app.py]", "command: python3 app.py"),
+    pytest.param(edit(CATALOG, "  image: catalog ", "  image: [catalog] "),
+                 Expect(CATALOG, 6, "artifact.image", "valid string"), id="wrong type: list for a string"),
+    pytest.param(edit(CATALOG, "  # the inner loop", "  command: python3 app.py\n  # the inner loop"),
                  Expect(CATALOG, 7, "artifact.command", "valid list"), id="wrong type: list"),
     pytest.param(edit(CATALOG, 'version: "1.0.0"', "version: 1.0"),
                  Expect(CATALOG, 4, "version", "quote the value"), id="wrong type: number for a string"),
@@ -77,7 +79,7 @@ CASES = [
     # missing fields
     pytest.param(edit(CATALOG, 'version: "1.0.0"\n', ""),
                  Expect(CATALOG, 1, "version", "required field is missing"), id="missing required field"),
-    pytest.param(edit(CATALOG, "  command: [python3, app.py]\n", ""),
+    pytest.param(edit(CATALOG, "  image: catalog ", "  path: apps/catalog\n  #"),
                  Expect(CATALOG, 5, "artifact.command", "required field is missing"), id="missing nested field"),
     pytest.param(edit(CATALOG, "  host: catalog.shop.localhost", "  host: null"),
                  Expect(CATALOG, 9, "ingress", "needs a host, a path, or both"), id="empty ingress"),

@@ -9,6 +9,8 @@ import pytest
 from shipyard.errors import SpecError
 from shipyard.spec.render import check, render
 
+from tests.shop import use_paths
+
 from .conftest import ShopCopy
 from .expect import Expect, assert_problems
 
@@ -23,6 +25,11 @@ PROD = "environments/prod.yaml"
 
 def edit(file: str, old: str, new: str) -> Edit:
     return lambda shop: shop.edit(file, old, new)
+
+
+def paths(app: str) -> Edit:
+    """The service in its inner-loop form (`artifact.path: apps/APP`), for the cases about paths."""
+    return lambda shop: use_paths(shop.root, (app,)) and None
 
 
 def edits(*steps: Edit) -> Edit:
@@ -98,13 +105,13 @@ CASES = [
                          "'rolling', 'recreate', 'blue-green' or 'canary'")],
                  id="unknown strategy type"),
     # artifacts
-    pytest.param(edit(CATALOG, "path: apps/catalog", "path: apps/katalog"),
+    pytest.param(edits(paths("catalog"), edit(CATALOG, "path: apps/catalog", "path: apps/katalog")),
                  [Expect(CATALOG, 6, "artifact.path", "no directory 'apps/katalog' in the project")],
                  id="artifact path missing"),
-    pytest.param(edit(CATALOG, "path: apps/catalog", "path: ../shop/apps/catalog"),
+    pytest.param(edits(paths("catalog"), edit(CATALOG, "path: apps/catalog", "path: ../shop/apps/catalog")),
                  [Expect(CATALOG, 6, "artifact.path", "must be a directory inside the project")],
                  id="artifact path escaping with .."),
-    pytest.param(edit(CATALOG, "path: apps/catalog", "path: /tmp"),
+    pytest.param(edits(paths("catalog"), edit(CATALOG, "path: apps/catalog", "path: /tmp")),
                  [Expect(CATALOG, 6, "artifact.path", "must be a directory inside the project")],
                  id="artifact path absolute"),
     # canary
@@ -218,6 +225,7 @@ def test_a_broken_environment_is_not_also_reported_as_missing(shop: ShopCopy) ->
 def test_every_problem_of_the_project_is_reported_at_once(shop: ShopCopy) -> None:
     shop.edit(CATALOG, "replicas: 1", "replcas: 1")                            # base: unknown field
     shop.edit(FRONTEND, "needs: [catalog, orders]", "needs: [catalog, order]")  # base: unknown service
+    use_paths(shop.root, ("orders",))
     shop.edit(ORDERS, "path: apps/orders", "path: ../orders")                  # base: artifact escaping
     shop.edit(DEV, "port: 8102", "port: 8100")                                 # dev: one port, two services
     shop.edit(PROD, "  orders:\n", "  orders:\n    name: ord\n")              # prod: overlay renaming

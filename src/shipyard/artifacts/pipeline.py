@@ -28,7 +28,7 @@ from shipyard.artifacts.build import Built, build
 from shipyard.artifacts.descriptor import Stage, load_descriptor
 from shipyard.artifacts.errors import ArtifactError
 from shipyard.artifacts.pull import apply_layer
-from shipyard.artifacts.stores import ArtifactStore
+from shipyard.artifacts.stores import ArtifactStore, current_digest, moved_tag_warning
 
 COMPONENT = "component"
 JUNIT_DIR = ".shipyard"           # scratch dir of a run in the source dir (JUnit files, the component root)
@@ -95,8 +95,12 @@ def _run(source: Path, version: str, store: ArtifactStore, report: Report) -> Pi
             if not _stage(run, stage, source, bwrap, {"TARGET_URL": target}, report):
                 return run
     image = built.image([s.to_dict() for s in run.stages])
+    before = current_digest(store, descriptor.name, version)
     run.digest = store.push(descriptor.name, version, image)
     report(f"✓ published {descriptor.name}:{version}@{run.digest} to {store.location}")
+    moved = moved_tag_warning(descriptor.name, version, before, run.digest)
+    if moved:
+        report(moved)
     return run
 
 

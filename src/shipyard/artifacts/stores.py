@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from shipyard.artifacts import oci
+from shipyard.artifacts.errors import NotFound
 from shipyard.artifacts.layout import LayoutStore
 from shipyard.artifacts.registry import RegistryStore, is_registry
 
@@ -79,3 +80,19 @@ def open_store(location: str) -> ArtifactStore:
     if is_registry(location):
         return RegistryStore(location)
     return LayoutStore(Path(location).expanduser().absolute())
+
+
+def current_digest(store: ArtifactStore, name: str, version: str) -> str | None:
+    """What NAME:VERSION points at now, or None when the store has no such version (or no such name)."""
+    try:
+        return store.resolve(name, version)
+    except NotFound:
+        return None
+
+
+def moved_tag_warning(name: str, version: str, before: str | None, after: str) -> str | None:
+    """The warning for re-publishing a version with other content; releases keep the digest they pinned."""
+    if before is None or before == after:
+        return None
+    return (f"warning: {name}:{version} moved from {before[:19]} to {after[:19]}; environments that pinned "
+            f"the old digest keep running it — publish changed code as a new version")

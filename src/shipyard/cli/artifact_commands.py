@@ -9,7 +9,7 @@ import click
 
 from shipyard.artifacts.build import build_image
 from shipyard.artifacts.describe import inspect_artifact, list_artifacts
-from shipyard.artifacts.stores import cli_store_location, open_store
+from shipyard.artifacts.stores import cli_store_location, current_digest, moved_tag_warning, open_store
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 
 STORE_OPTION = click.option(
@@ -38,10 +38,14 @@ def build(source: Path, version: str, store: str | None) -> None:
     started = time.monotonic()
     target = open_store(cli_store_location(store, source))
     descriptor, image = build_image(source, version)
+    before = current_digest(target, descriptor.name, version)
     digest = target.push(descriptor.name, version, image)
     size = sum(len(blob) for blob in image.blobs.values())
     info(f"built {descriptor.name}:{version} in {time.monotonic() - started:.2f}s ({size} bytes) → "
          f"{target.location}")
+    moved = moved_tag_warning(descriptor.name, version, before, digest)
+    if moved:
+        info(moved)
     click.echo(f"{descriptor.name}:{version}@{digest}")
 
 

@@ -42,7 +42,16 @@ class Document(Model):
 # ---- service -------------------------------------------------------------------------------------
 
 
+def _artifact_schema(schema: dict[str, object]) -> None:
+    """`command` is required with `path` only (an image carries its own), and exactly one source is given."""
+    schema["required"] = []
+    schema["dependentRequired"] = {"path": ["command"]}
+    schema["oneOf"] = [{"required": ["path"]}, {"required": ["image"]}]
+
+
 class Artifact(Model):
+    model_config = ConfigDict(json_schema_extra=_artifact_schema)
+
     path: Optional[str] = Field(default=None, min_length=1,
                                 description="Local source: a directory of the config repository holding the "
                                 "service's code, snapshotted per release (the inner loop).")
@@ -61,7 +70,7 @@ class Artifact(Model):
     @field_validator("command")
     @classmethod
     def _command_for_path(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        if not value and info.data.get("image") is None:
+        if not value and "image" in info.data and info.data["image"] is None:  # (an invalid image: said already)
             raise ValueError("List should have at least 1 item after validation, not 0")
         return value
 

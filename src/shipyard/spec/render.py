@@ -139,7 +139,8 @@ def resolve_images(root: Path, store: str | None, services: dict[str, Service],
         try:
             digests[name] = opened.resolve(image, service.version)
         except NotFound as exc:
-            known = ", ".join(exc.versions) or "none"
+            known = ", ".join(exc.versions) or "none; publish one with `shipyard pipeline run SOURCE_DIR --version " \
+                f"{service.version}`"
             problems.append(_at(locators[name], ("version",), f"service `{name}`: version `{service.version}` of "
                                 f"artifact `{image}` is not in the store {opened.location} (versions: {known})"))
         except ArtifactError as exc:
