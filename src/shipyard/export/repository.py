@@ -14,14 +14,17 @@ from pydantic import ValidationError
 
 from shipyard.errors import SpecError
 from shipyard.export import flagger
+from shipyard.export.flagd import flags_config_map
 from shipyard.export.flux import Source, cluster_objects, image_automation, marker
 from shipyard.export.gaps import Gap, gaps_markdown, merge_environments
 from shipyard.export.images import ExportError, Image, ImageResolver
 from shipyard.export.patches import delete_patch, object_key, object_patch
+from shipyard.export.secrets import DECRYPTION_SECRET, SECRET_FILE, ClusterKeys, encrypted_secret, secret_refs
 from shipyard.export.workloads import ENV_LABEL, VERSION_LABEL, Context, Obj, service_objects
 from shipyard.export.yamltext import dump_documents, with_comments
 from shipyard.spec.load import load_project, service_data
 from shipyard.spec.models import Service
+from shipyard.flags.evaluate import FlagSet
 from shipyard.spec.render import render_environment
 
 KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
@@ -34,6 +37,7 @@ class Settings:
     namespace: Optional[str] = None               # default: the project's name
     automated: Optional[tuple[str, ...]] = None    # environments taking new versions by themselves (default: the first)
     flagger: dict[str, str] = field(default_factory=dict)  # loadtester / prometheus / mesh overrides
+    secrets: Optional[ClusterKeys] = None          # needed when services use secrets: see export.secrets
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,14 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     if unknown:
         raise ExportError(f"unknown environment {', '.join(unknown)} (the project has {', '.join(path)})")
     rendered: dict[str, dict[str, Service]] = {}
+    flag_sets: dict[str, FlagSet] = {}
     for environment in chosen:
         desired, problems = render_environment(source, environment)
         if problems or desired is None:
             raise SpecError(problems)
         rendered[environment] = desired.services
+        if desired.flags is not None and desired.flags.flags:
+            flag_sets[environment] = desired.flags
     used = sorted({name for services in rendered.values() for name in services})
     base = {name: _base_service(name, service_data(source.services[name])) for name in used}
     images = {name: resolve(service) for name, service in base.items()}
@@ -74,11 +81,17 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     for environment in chosen:
         env_images = {name: resolve(service) for name, service in rendered[environment].items()}
         auto = environment in automated
+        extra: dict[str, str] = {}  # environment-wide resources of apps/<env>/: flags, secrets
+        if environment in flag_sets:
+            extra["flags.yaml"] = dump_documents([flags_config_map(project, flag_sets[environment])])
+        keys = secret_refs(rendered[environment].values())
+        if keys:
+            extra[SECRET_FILE] = encrypted_secret(root, project, environment, keys, settings.secrets)
         env_files, env_gaps = _overlay(project, environment, namespace, base, rendered[environment], images,
-                                       env_images, options, auto)
+                                       env_images, options, auto, extra)
         files.update(env_files)
         gaps += [(environment, gap) for gap in env_gaps]
-        cluster = cluster_objects(project, environment, source_ref)
+        cluster = cluster_objects(project, environment, source_ref, DECRYPTION_SECRET if keys else None)
         if auto:
             cluster += image_automation(project, environment, source_ref, env_images)
         files[f"clusters/{environment}/flux.yaml"] = dump_documents(cluster)
@@ -132,11 +145,12 @@ def _base_files(name: str, objects: list[Obj]) -> dict[str, str]:
 
 def _overlay(project: str, environment: str, namespace: str, base: dict[str, Service],
              services: dict[str, Service], base_images: dict[str, Image], images: dict[str, Image],
-             options: flagger.Options, auto: bool) -> tuple[dict[str, str], list[Gap]]:
-    """apps/<env>/: the base of each service it runs, plus exactly what its overlay changes."""
+             options: flagger.Options, auto: bool, extra: dict[str, str]) -> tuple[dict[str, str], list[Gap]]:
+    """apps/<env>/: the base of each service it runs, plus exactly what its overlay changes, plus EXTRA
+    (file name → text: the environment's own resources)."""
     prefix = f"apps/{environment}"
-    files: dict[str, str] = {}
-    resources = ["namespace.yaml"]
+    files: dict[str, str] = {f"{prefix}/{name}": text for name, text in extra.items()}
+    resources = ["namespace.yaml", *extra]
     patches: list[str] = []
     gaps: list[Gap] = []
     for name in sorted(services):

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.export.gaps import Gap
-from shipyard.spec.models import Probe, Service
+from shipyard.export.secrets import secret_env
+from shipyard.spec.models import Probe, SecretRef, Service
 from shipyard.spec.units import format_duration
 
 Obj = dict[str, Any]
@@ -66,8 +67,8 @@ def dependency_url(name: str) -> tuple[str, str]:
 
 
 def config_map(service: Service, ctx: Context) -> Obj:
-    """The service's configuration: its `env` plus `<DEP>_URL` for each of its `needs`."""
-    data = {key: str(value) for key, value in sorted(service.env.items())}
+    """The service's configuration: its `env` (but for secrets: see `secret_env`) plus `<DEP>_URL` for each `needs`."""
+    data = {key: str(value) for key, value in sorted(service.env.items()) if not isinstance(value, SecretRef)}
     data.update(dependency_url(need) for need in sorted(service.needs))
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(f"{service.name}-config", service, ctx),
             "data": data}
@@ -95,6 +96,7 @@ def container(service: Service, ctx: Context) -> Obj:
         {"name": "SHIPYARD_VERSION", "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{VERSION_LABEL}']"}}},
         {"name": "SHIPYARD_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "SHIPYARD_DATA_DIR", "value": DATA_DIR},
+        *secret_env(service, ctx.project),
     ]
     health = service.health
     result: Obj = {"name": service.name, "image": ctx.image}
