@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from shipyard.errors import SpecError
 from shipyard.export import flagger
-from shipyard.export.flagd import flags_config_map
+from shipyard.export.flagd import FLAGD_IMAGE, FLAGD_NAME, flagd_objects, flags_config_map
 from shipyard.export.flux import Source, cluster_objects, image_automation, marker
 from shipyard.export.gaps import Gap, gaps_markdown, merge_environments
 from shipyard.export.images import ExportError, Image, ImageResolver
@@ -38,6 +38,7 @@ class Settings:
     automated: Optional[tuple[str, ...]] = None    # environments taking new versions by themselves (default: the first)
     flagger: dict[str, str] = field(default_factory=dict)  # loadtester / prometheus / mesh overrides
     secrets: Optional[ClusterKeys] = None          # needed when services use secrets: see export.secrets
+    flagd_image: str = FLAGD_IMAGE                 # serves the flags of projects that have some
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
         if problems or desired is None:
             raise SpecError(problems)
         rendered[environment] = desired.services
-        if desired.flags is not None and desired.flags.flags:
+        if desired.flags is not None:
             flag_sets[environment] = desired.flags
+    flags = any(flag_set.flags for flag_set in flag_sets.values())
     used = sorted({name for services in rendered.values() for name in services})
     base = {name: _base_service(name, service_data(source.services[name])) for name in used}
     images = {name: resolve(service) for name, service in base.items()}
@@ -74,21 +76,24 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     automated = settings.automated if settings.automated is not None else (path[0],)
     files: dict[str, str] = {}
     for name in used:
-        objects, _ = _service_objects(project, base, name, images[name], options)
+        objects, _ = _service_objects(project, base, name, images[name], options, flags)
         files.update(_base_files(name, objects))
+    if flags:
+        files.update(_base_files(FLAGD_NAME, flagd_objects(project, settings.flagd_image)))
     gaps: list[tuple[str, Gap]] = []
     source_ref = Source(settings.repo_url, settings.branch)
     for environment in chosen:
         env_images = {name: resolve(service) for name, service in rendered[environment].items()}
         auto = environment in automated
         extra: dict[str, str] = {}  # environment-wide resources of apps/<env>/: flags, secrets
-        if environment in flag_sets:
+        if flags:
             extra["flags.yaml"] = dump_documents([flags_config_map(project, flag_sets[environment])])
+            extra[f"../base/{FLAGD_NAME}"] = ""
         keys = secret_refs(rendered[environment].values())
         if keys:
             extra[SECRET_FILE] = encrypted_secret(root, project, environment, keys, settings.secrets)
         env_files, env_gaps = _overlay(project, environment, namespace, base, rendered[environment], images,
-                                       env_images, options, auto, extra)
+                                       env_images, options, auto, extra, flags)
         files.update(env_files)
         gaps += [(environment, gap) for gap in env_gaps]
         cluster = cluster_objects(project, environment, source_ref, DECRYPTION_SECRET if keys else None)
@@ -110,13 +115,13 @@ def _base_service(name: str, data: dict[str, Any]) -> Service:
 
 
 def _service_objects(project: str, services: dict[str, Service], name: str, image: Image,
-                     options: flagger.Options) -> tuple[list[Obj], list[Gap]]:
+                     options: flagger.Options, flags: bool) -> tuple[list[Obj], list[Gap]]:
     service = services[name]
     dependents = tuple(sorted(n for n, s in services.items() if name in s.needs))
     gates = service.strategy.type == "canary" and bool(service.strategy.canary.pre_rollout
                                                        or service.strategy.canary.pre_promotion)
     gates = gates or (service.strategy.type == "blue-green" and bool(service.strategy.blue_green.pre_promotion))
-    ctx = Context(project, image.ref, dependents, flagger.is_progressive(service), gates)
+    ctx = Context(project, image.ref, dependents, flagger.is_progressive(service), gates, flags)
     objects = service_objects(service, ctx) + flagger.canary_objects(service, ctx, options)
     ctx.gaps.extend(_common_gaps(service))
     return objects, [Gap(g.service, "", g.feature, g.mapping, g.loss) for g in ctx.gaps]
@@ -145,19 +150,20 @@ def _base_files(name: str, objects: list[Obj]) -> dict[str, str]:
 
 def _overlay(project: str, environment: str, namespace: str, base: dict[str, Service],
              services: dict[str, Service], base_images: dict[str, Image], images: dict[str, Image],
-             options: flagger.Options, auto: bool, extra: dict[str, str]) -> tuple[dict[str, str], list[Gap]]:
+             options: flagger.Options, auto: bool, extra: dict[str, str],
+             flags: bool) -> tuple[dict[str, str], list[Gap]]:
     """apps/<env>/: the base of each service it runs, plus exactly what its overlay changes, plus EXTRA
-    (file name → text: the environment's own resources)."""
+    (file name → text: the environment's own resources; no text for another directory's)."""
     prefix = f"apps/{environment}"
-    files: dict[str, str] = {f"{prefix}/{name}": text for name, text in extra.items()}
+    files: dict[str, str] = {f"{prefix}/{name}": text for name, text in extra.items() if text}
     resources = ["namespace.yaml", *extra]
     patches: list[str] = []
     gaps: list[Gap] = []
     for name in sorted(services):
         resources.append(f"../base/{name}")
-        before = {object_key(o): o for o in _service_objects(project, base, name, base_images[name], options)[0]}
+        before = {object_key(o): o for o in _service_objects(project, base, name, base_images[name], options, flags)[0]}
         # The image stays the base's here: the version reaches the Deployment through `images:` below.
-        after, service_gaps = _service_objects(project, services, name, base_images[name], options)
+        after, service_gaps = _service_objects(project, services, name, base_images[name], options, flags)
         gaps += service_gaps
         for obj in after:
             key = object_key(obj)

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipyard.export.flagd import FLAGD_NAME, OFREP_PORT, ofrep_url
 from shipyard.export.gaps import Gap
 from shipyard.export.secrets import secret_env
 from shipyard.spec.models import Probe, SecretRef, Service
@@ -34,6 +35,7 @@ class Context:
     dependents: tuple[str, ...] = ()            # services whose `needs` name this one
     progressive: bool = False                   # Flagger owns the Service objects and the traffic
     gates: bool = False                         # Flagger's load tester must reach the canary
+    flags: bool = False                         # the project has feature flags: flagd serves them over OFREP
     gaps: list[Gap] = field(default_factory=list)
 
 
@@ -98,6 +100,8 @@ def container(service: Service, ctx: Context) -> Obj:
         {"name": "SHIPYARD_DATA_DIR", "value": DATA_DIR},
         *secret_env(service, ctx.project),
     ]
+    if ctx.flags:
+        env.append({"name": "SHIPYARD_OFREP_URL", "value": ofrep_url()})
     health = service.health
     result: Obj = {"name": service.name, "image": ctx.image}
     command = getattr(service.artifact, "command", None)
@@ -175,7 +179,8 @@ def disruption_budget(service: Service, ctx: Context) -> Obj:
 
 
 def network_policy(service: Service, ctx: Context) -> Obj:
-    """Only the services that declare `needs: [this]` (and the ingress controller) get in; out only to `needs` and DNS."""
+    """Only the services that declare `needs: [this]` (and the ingress controller) get in; out only to `needs`, DNS
+    and flagd's OFREP port."""
     http = [{"protocol": "TCP", "port": "http"}]
     ingress_rules: list[Obj] = []
     if ctx.dependents:
@@ -190,6 +195,9 @@ def network_policy(service: Service, ctx: Context) -> Obj:
     egress_rules: list[Obj] = [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]
+    if ctx.flags:
+        egress_rules.append({"to": [{"podSelector": {"matchLabels": {NAME_LABEL: FLAGD_NAME}}}],
+                             "ports": [{"protocol": "TCP", "port": OFREP_PORT}]})
     if service.needs:
         egress_rules.append({"to": [{"podSelector": {"matchLabels": {SERVICE_LABEL: name}}}
                                     for name in sorted(service.needs)],
