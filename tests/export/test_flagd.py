@@ -59,6 +59,8 @@ def test_the_shops_flag_configmap_conforms_to_flagds_schema(tmp_path, kubectl, c
     built, document = built_flags(kubectl, tmp_path, environment)
     assert [e.message for e in validator().iter_errors(document)] == []
     assert validate_objects(built, crds) == []
+    assert "**feature flags (Shipyard's OFREP listener)** (all) → ConfigMap `shop-flags` served by flagd" in \
+        (tmp_path / "GAPS.md").read_text()
     recommendations = document["flags"]["recommendations"]
     assert (recommendations["defaultVariant"], "targeting" in recommendations) == \
         (("on", False) if environment == "dev" else ("off", True))

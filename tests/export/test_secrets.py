@@ -80,6 +80,7 @@ def test_the_secret_decrypts_with_the_clusters_key_to_the_values_and_validates(t
     assert applied["metadata"]["namespace"] == "test" and applied["stringData"]["db.password"] == "pw-Zq9!export"
     assert validate_objects([applied], crds) == []
 
+    assert "**a changed secret value is a new release** (dev)" in (out / "GAPS.md").read_text()
     flux = next(o for o in load_documents((out / "clusters/dev/flux.yaml").read_text()) if o["kind"] == "Kustomization")
     assert flux["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
     assert validate_objects([flux], crds) == []

@@ -12,12 +12,21 @@ from typing import Any
 
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from shipyard.export.gaps import Gap
 from shipyard.flags.evaluate import FlagSet
 
 Obj = dict[str, Any]
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 FLAGS_FILE = "flags.flagd.json"      # the ConfigMap key, i.e. the file name where the ConfigMap is mounted
 MOUNT_DIR = "/etc/flagd"
+
+
+def flags_gap(project: str) -> Gap:
+    return Gap("", "", "feature flags (Shipyard's OFREP listener)",
+               f"ConfigMap `{config_map_name(project)}` served by flagd over OFREP (`$SHIPYARD_OFREP_URL`)",
+               "values and variants are the same; flagd reports a split as TARGETING_MATCH (not SPLIT), falls back to "
+               "the default when a split has no targeting key (not TARGETING_KEY_MISSING), serves a changed ConfigMap "
+               "only after the kubelet refreshes the mount (up to a minute), and emits no FlagsChanged events")
 
 
 def config_map_name(project: str) -> str:

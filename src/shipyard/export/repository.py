@@ -14,12 +14,19 @@ from pydantic import ValidationError
 
 from shipyard.errors import SpecError
 from shipyard.export import flagger
-from shipyard.export.flagd import FLAGD_IMAGE, FLAGD_NAME, flagd_objects, flags_config_map
+from shipyard.export.flagd import FLAGD_IMAGE, FLAGD_NAME, flagd_objects, flags_config_map, flags_gap
 from shipyard.export.flux import Source, cluster_objects, image_automation, marker
 from shipyard.export.gaps import Gap, gaps_markdown, merge_environments
 from shipyard.export.images import ExportError, Image, ImageResolver
 from shipyard.export.patches import delete_patch, object_key, object_patch
-from shipyard.export.secrets import DECRYPTION_SECRET, SECRET_FILE, ClusterKeys, encrypted_secret, secret_refs
+from shipyard.export.secrets import (
+    DECRYPTION_SECRET,
+    SECRET_FILE,
+    SECRETS_GAP,
+    ClusterKeys,
+    encrypted_secret,
+    secret_refs,
+)
 from shipyard.export.workloads import ENV_LABEL, VERSION_LABEL, Context, Obj, service_objects
 from shipyard.export.yamltext import dump_documents, with_comments
 from shipyard.spec.load import load_project, service_data
@@ -96,6 +103,7 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
                                        env_images, options, auto, extra, flags)
         files.update(env_files)
         gaps += [(environment, gap) for gap in env_gaps]
+        gaps += [(environment, gap) for gap in ([flags_gap(project)] if flags else []) + ([SECRETS_GAP] if keys else [])]
         cluster = cluster_objects(project, environment, source_ref, DECRYPTION_SECRET if keys else None)
         if auto:
             cluster += image_automation(project, environment, source_ref, env_images)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from shipyard.export.gaps import Gap
 from shipyard.export.images import ExportError
 from shipyard.secrets import sopsfile
 from shipyard.secrets.files import lookup, read_secrets, relative_name
@@ -40,6 +41,13 @@ ENCRYPTED_REGEX = "^(data|stringData)$"
 FINGERPRINT_ANNOTATION = "shipyard.dev/secrets-fingerprint"
 DECRYPTION_SECRET = "sops-age"        # the Secret in flux-system holding the cluster's age key (`age.agekey`)
 SECRET_FILE = "secrets.yaml"          # in apps/<env>/
+
+
+SECRETS_GAP = Gap("", "", "a changed secret value is a new release",
+                  "a SOPS-encrypted Secret read through `secretKeyRef`",
+                  "Kubernetes does not restart pods when a Secret changes: run `kubectl rollout restart` (or install "
+                  "a reloader) after a secret-only change; a value is also readable by whoever may read Secrets in "
+                  "the namespace")
 
 
 def secret_name(project: str) -> str:
