@@ -9,6 +9,7 @@ from typing import Any, Callable
 import click
 
 from shipyard.cli.output import info
+from shipyard.export.flagd import FLAGD_IMAGE
 from shipyard.export.images import ExportError, registry_resolver
 from shipyard.export.repository import Settings, export_project
 from shipyard.export.secrets import ClusterKeys
@@ -61,9 +62,11 @@ its earlier ciphertext, so the export stays byte for byte the same.
 @click.option("--age-recipient", "age_recipients", metavar="[ENV=]AGE1...", multiple=True,
               help="The cluster's age public key that exported Secrets are encrypted for (repeatable; ENV= for one "
                    "environment's cluster only). Required when services use secrets.")
+@click.option("--flagd-image", default=FLAGD_IMAGE, show_default=True,
+              help="The flagd image that serves the feature flags (when the project has some).")
 def kubernetes(project: Path, out: Path, environments: tuple[str, ...], registry: str | None, repo_url: str,
                branch: str, namespace: str | None, strict: bool, crd_dir: Path | None,
-               age_recipients: tuple[str, ...]) -> None:
+               age_recipients: tuple[str, ...], flagd_image: str) -> None:
     """Export the project to Kubernetes + Flux + Flagger manifests."""
     registry = registry or _project_registry(project)
     if not registry:
@@ -71,7 +74,7 @@ def kubernetes(project: Path, out: Path, environments: tuple[str, ...], registry
                           "shipyard.yaml a registry); a cluster cannot read Shipyard's embedded artifact store")
     result = export_project(project, list(environments) or None, registry_resolver(registry, _digest_lookup(project)),
                             Settings(repo_url=repo_url, branch=branch, namespace=namespace,
-                                     secrets=_cluster_keys(project, out, age_recipients)))
+                                     secrets=_cluster_keys(project, out, age_recipients), flagd_image=flagd_image))
     crds = load_crds(crd_dir) if crd_dir else None
     invalid = validate_objects(_objects(result.files), crds)
     if invalid:

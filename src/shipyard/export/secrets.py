@@ -110,7 +110,7 @@ def encrypted_secret(root: Path, project: str, environment: str, keys: list[str]
     fingerprint = _fingerprint(identities, project, environment, values, recipients)
     relative = f"apps/{environment}/{SECRET_FILE}"
     previous = cluster.previous(relative)
-    if previous is not None and fingerprint_of(previous) == fingerprint:
+    if previous is not None and fingerprint_of(previous) == (fingerprint, sorted(recipients)):
         return previous
     data_key = os.urandom(32)
     metadata = sopsfile.Metadata(age=wrap_data_key(data_key, list(recipients)), lastmodified="", mac="",
@@ -119,15 +119,13 @@ def encrypted_secret(root: Path, project: str, environment: str, keys: list[str]
     return sopsfile.dump(document)
 
 
-def fingerprint_of(text: str) -> str | None:
-    """The fingerprint annotation of an exported Secret file, or None."""
+def fingerprint_of(text: str) -> tuple[str, list[str]] | None:
+    """The fingerprint annotation of an exported Secret file and the recipients it is encrypted for, or None."""
     try:
         data = YAML(typ="safe", pure=True).load(text)
-    except YAMLError:
-        return None
-    try:
-        return str(data["metadata"]["annotations"][FINGERPRINT_ANNOTATION])
-    except (KeyError, TypeError):
+        return (str(data["metadata"]["annotations"][FINGERPRINT_ANNOTATION]),
+                sorted(str(entry["recipient"]) for entry in data["sops"]["age"]))
+    except (YAMLError, KeyError, TypeError):
         return None
 
 
