@@ -80,7 +80,7 @@ def test_the_secret_decrypts_with_the_clusters_key_to_the_values_and_validates(t
     assert applied["metadata"]["namespace"] == "test" and applied["stringData"]["db.password"] == "pw-Zq9!export"
     assert validate_objects([applied], crds) == []
 
-    assert "**a changed secret value is a new release** (dev)" in (out / "GAPS.md").read_text()
+    assert "**secret values at rest (encrypted in Shipyard's state dir)** (dev)" in (out / "GAPS.md").read_text()
     flux = next(o for o in load_documents((out / "clusters/dev/flux.yaml").read_text()) if o["kind"] == "Kustomization")
     assert flux["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
     assert validate_objects([flux], crds) == []
@@ -91,11 +91,19 @@ def test_the_secret_decrypts_with_the_clusters_key_to_the_values_and_validates(t
             assert not any(value in text for value in CLEAR), path
 
 
-def test_an_unchanged_secret_keeps_its_ciphertext_and_a_changed_one_is_encrypted_anew(tmp_path, keys):
+def pod_fingerprint(kubectl: str, out: Path, service: str) -> str | None:
+    built = kustomize(kubectl, out / "apps" / "dev")
+    deployment = next(o for o in built if o["kind"] == "Deployment" and o["metadata"]["name"] == service)
+    return (deployment["spec"]["template"]["metadata"].get("annotations") or {}).get(FINGERPRINT_ANNOTATION)
+
+
+def test_an_unchanged_secret_keeps_its_ciphertext_and_a_changed_one_is_encrypted_anew(tmp_path, keys, kubectl):
     env_key, cluster = keys
     root, out, other = secret_project(tmp_path / "p", env_key), tmp_path / "out", tmp_path / "other"
     write_export(out, export_project(root, None, fixed_images, keys_for(cluster, env_key, out)).files)
     first = (out / "apps/dev/secrets.yaml").read_bytes()
+    pods = pod_fingerprint(kubectl, out, "api")
+    assert pods and pod_fingerprint(kubectl, out, "web") is None   # web reads no secret
     later = NOW + datetime.timedelta(hours=1)
     again = export_project(root, None, fixed_images, keys_for(cluster, env_key, out, later)).files
     write_export(out, again)
@@ -108,8 +116,10 @@ def test_an_unchanged_secret_keeps_its_ciphertext_and_a_changed_one_is_encrypted
 
     write_secrets(root, "dev", {**VALUES, "db": {"password": "rotated-pw"}}, env_key.identities, later)
     write_export(out, export_project(root, None, fixed_images, keys_for(cluster, env_key, out, later)).files)
+    rolled = pod_fingerprint(kubectl, out, "api")
     changed = (out / "apps/dev/secrets.yaml").read_text()
     assert changed.encode() != first and "rotated-pw" not in changed
+    assert pod_fingerprint(kubectl, out, "api") not in (None, pods)   # a changed value rolls the pods, as a release
     assert yaml_load(cluster.sops("decrypt", "apps/dev/secrets.yaml", cwd=out).stdout)["stringData"][
         "db.password"] == "rotated-pw"
     fingerprint = yaml_load(changed)["metadata"]["annotations"][FINGERPRINT_ANNOTATION]
@@ -120,6 +130,7 @@ def test_an_unchanged_secret_keeps_its_ciphertext_and_a_changed_one_is_encrypted
                                      keys_for(cluster, env_key, out, later, recipients)).files)
     widened = yaml_load((out / "apps/dev/secrets.yaml").read_text())
     assert widened["metadata"]["annotations"][FINGERPRINT_ANNOTATION] != fingerprint
+    assert pod_fingerprint(kubectl, out, "api") == rolled   # a new recipient changes no value: no new pods
     assert yaml_load(second.sops("decrypt", "apps/dev/secrets.yaml", cwd=out).stdout)["stringData"][
         "payments.api_key"] == "sk_live_51Hx-export-secret"
 

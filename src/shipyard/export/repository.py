@@ -97,10 +97,13 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
             extra["flags.yaml"] = dump_documents([flags_config_map(project, flag_sets[environment])])
             extra[f"../base/{FLAGD_NAME}"] = ""
         keys = secret_refs(rendered[environment].values())
+        annotations: dict[str, dict[str, str]] = {}
         if keys:
-            extra[SECRET_FILE] = encrypted_secret(root, project, environment, keys, settings.secrets)
+            secret = encrypted_secret(root, project, environment, keys, settings.secrets)
+            extra[SECRET_FILE] = secret.text
+            annotations = {name: secret.pod_annotations(s) for name, s in rendered[environment].items()}
         env_files, env_gaps = _overlay(project, environment, namespace, base, rendered[environment], images,
-                                       env_images, options, auto, extra, flags)
+                                       env_images, options, auto, extra, flags, annotations)
         files.update(env_files)
         gaps += [(environment, gap) for gap in env_gaps]
         gaps += [(environment, gap) for gap in ([flags_gap(project)] if flags else []) + ([SECRETS_GAP] if keys else [])]
@@ -123,13 +126,15 @@ def _base_service(name: str, data: dict[str, Any]) -> Service:
 
 
 def _service_objects(project: str, services: dict[str, Service], name: str, image: Image,
-                     options: flagger.Options, flags: bool) -> tuple[list[Obj], list[Gap]]:
+                     options: flagger.Options, flags: bool,
+                     pod_annotations: Optional[dict[str, str]] = None) -> tuple[list[Obj], list[Gap]]:
     service = services[name]
     dependents = tuple(sorted(n for n, s in services.items() if name in s.needs))
     gates = service.strategy.type == "canary" and bool(service.strategy.canary.pre_rollout
                                                        or service.strategy.canary.pre_promotion)
     gates = gates or (service.strategy.type == "blue-green" and bool(service.strategy.blue_green.pre_promotion))
-    ctx = Context(project, image.ref, dependents, flagger.is_progressive(service), gates, flags)
+    ctx = Context(project, image.ref, dependents, flagger.is_progressive(service), gates, flags,
+                  dict(pod_annotations or {}))
     objects = service_objects(service, ctx) + flagger.canary_objects(service, ctx, options)
     ctx.gaps.extend(_common_gaps(service))
     return objects, [Gap(g.service, "", g.feature, g.mapping, g.loss) for g in ctx.gaps]
@@ -159,7 +164,7 @@ def _base_files(name: str, objects: list[Obj]) -> dict[str, str]:
 def _overlay(project: str, environment: str, namespace: str, base: dict[str, Service],
              services: dict[str, Service], base_images: dict[str, Image], images: dict[str, Image],
              options: flagger.Options, auto: bool, extra: dict[str, str],
-             flags: bool) -> tuple[dict[str, str], list[Gap]]:
+             flags: bool, pod_annotations: dict[str, dict[str, str]]) -> tuple[dict[str, str], list[Gap]]:
     """apps/<env>/: the base of each service it runs, plus exactly what its overlay changes, plus EXTRA
     (file name → text: the environment's own resources; no text for another directory's)."""
     prefix = f"apps/{environment}"
@@ -171,7 +176,8 @@ def _overlay(project: str, environment: str, namespace: str, base: dict[str, Ser
         resources.append(f"../base/{name}")
         before = {object_key(o): o for o in _service_objects(project, base, name, base_images[name], options, flags)[0]}
         # The image stays the base's here: the version reaches the Deployment through `images:` below.
-        after, service_gaps = _service_objects(project, services, name, base_images[name], options, flags)
+        after, service_gaps = _service_objects(project, services, name, base_images[name], options, flags,
+                                               pod_annotations.get(name))
         gaps += service_gaps
         for obj in after:
             key = object_key(obj)

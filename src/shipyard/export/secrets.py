@@ -43,11 +43,10 @@ DECRYPTION_SECRET = "sops-age"        # the Secret in flux-system holding the cl
 SECRET_FILE = "secrets.yaml"          # in apps/<env>/
 
 
-SECRETS_GAP = Gap("", "", "a changed secret value is a new release",
-                  "a SOPS-encrypted Secret read through `secretKeyRef`",
-                  "Kubernetes does not restart pods when a Secret changes: run `kubectl rollout restart` (or install "
-                  "a reloader) after a secret-only change; a value is also readable by whoever may read Secrets in "
-                  "the namespace")
+SECRETS_GAP = Gap("", "", "secret values at rest (encrypted in Shipyard's state dir)",
+                  "a Kubernetes Secret, decrypted by Flux when it applies it",
+                  "on the cluster the values are readable by whoever may read Secrets in the namespace, and are "
+                  "encrypted in etcd only if the cluster enables encryption at rest")
 
 
 def secret_name(project: str) -> str:
@@ -90,8 +89,26 @@ def plain_secret(project: str, values: dict[str, str], fingerprint: str) -> Obj:
             "type": "Opaque", "stringData": dict(values)}
 
 
-def encrypted_secret(root: Path, project: str, environment: str, keys: list[str], cluster: ClusterKeys | None) -> str:
-    """The text of apps/<env>/secrets.yaml: the values at KEYS, encrypted for the environment's cluster."""
+@dataclass(frozen=True)
+class ExportedSecret:
+    """An environment's exported Secret: its file, and a keyed digest per key path (never a value)."""
+
+    text: str
+    digests: dict[str, str] = field(repr=False)
+
+    def pod_annotations(self, service: Service) -> dict[str, str]:
+        """For the pod template of a service that reads secrets: a change of its values changes the template,
+        so Kubernetes rolls the pods (and Flagger analyses a canary), as a changed value is a new release."""
+        refs = sorted({value.secret for value in service.env.values() if isinstance(value, SecretRef)})
+        if not refs:
+            return {}
+        combined = json.dumps([[ref, self.digests[ref]] for ref in refs]).encode()
+        return {FINGERPRINT_ANNOTATION: hashlib.sha256(combined).hexdigest()[:16]}
+
+
+def encrypted_secret(root: Path, project: str, environment: str, keys: list[str],
+                     cluster: ClusterKeys | None) -> ExportedSecret:
+    """apps/<env>/secrets.yaml: the values at KEYS, encrypted for the environment's cluster."""
     recipients = cluster.recipients.get(environment) if cluster is not None else None
     if cluster is None or not recipients:
         raise ExportError(f"environment {environment}: its services use secrets ({', '.join(keys)}), and a cluster "
@@ -107,16 +124,18 @@ def encrypted_secret(root: Path, project: str, environment: str, keys: list[str]
         if value is None or isinstance(value, (dict, list)):
             raise ExportError(f"{relative_name(environment)}: no value at `{key}`")
         values[key] = as_text(value)
-    fingerprint = _fingerprint(identities, project, environment, values, recipients)
+    key = _hmac_key(identities)
+    fingerprint = _digest(key, [project, environment, values, sorted(recipients)])[:32]
+    digests = {name: _digest(key, [project, environment, name, value]) for name, value in values.items()}
     relative = f"apps/{environment}/{SECRET_FILE}"
     previous = cluster.previous(relative)
     if previous is not None and fingerprint_of(previous) == (fingerprint, sorted(recipients)):
-        return previous
+        return ExportedSecret(previous, digests)
     data_key = os.urandom(32)
     metadata = sopsfile.Metadata(age=wrap_data_key(data_key, list(recipients)), lastmodified="", mac="",
                                  encrypted_regex=ENCRYPTED_REGEX)
     document = sopsfile.encrypt(plain_secret(project, values, fingerprint), data_key, metadata, cluster.now)
-    return sopsfile.dump(document)
+    return ExportedSecret(sopsfile.dump(document), digests)
 
 
 def fingerprint_of(text: str) -> tuple[str, list[str]] | None:
@@ -129,8 +148,10 @@ def fingerprint_of(text: str) -> tuple[str, list[str]] | None:
         return None
 
 
-def _fingerprint(identities: list[Any], project: str, environment: str, values: dict[str, str],
-                 recipients: tuple[str, ...]) -> str:
-    key = hashlib.sha256(b"shipyard export secrets\0" + "".join(sorted(map(str, identities))).encode()).digest()
-    message = json.dumps([project, environment, values, sorted(recipients)], sort_keys=True).encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+def _hmac_key(identities: list[Any]) -> bytes:
+    """Keyed by the environment's private key: without it, nobody can test a guess against a digest."""
+    return hashlib.sha256(b"shipyard export secrets\0" + "".join(sorted(map(str, identities))).encode()).digest()
+
+
+def _digest(key: bytes, message: Any) -> str:
+    return hmac.new(key, json.dumps(message, sort_keys=True).encode(), hashlib.sha256).hexdigest()

@@ -36,6 +36,7 @@ class Context:
     progressive: bool = False                   # Flagger owns the Service objects and the traffic
     gates: bool = False                         # Flagger's load tester must reach the canary
     flags: bool = False                         # the project has feature flags: flagd serves them over OFREP
+    pod_annotations: dict[str, str] = field(default_factory=dict)  # e.g. the fingerprint of its secret values
     gaps: list[Gap] = field(default_factory=list)
 
 
@@ -152,8 +153,11 @@ def deployment(service: Service, ctx: Context) -> Obj:
         spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": rolling.max_surge,
                                                                        "maxUnavailable": rolling.max_unavailable}}
     pod_labels = {**labels(service, ctx), VERSION_LABEL: service.version, ENV_LABEL: "base"}
+    template_metadata: Obj = {"labels": pod_labels}
+    if ctx.pod_annotations:
+        template_metadata["annotations"] = dict(ctx.pod_annotations)
     spec["template"] = {
-        "metadata": {"labels": pod_labels},
+        "metadata": template_metadata,
         "spec": {
             "serviceAccountName": service.name,
             "automountServiceAccountToken": False,
