@@ -92,22 +92,15 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     for environment in chosen:
         env_images = {name: resolve(service) for name, service in rendered[environment].items()}
         auto = environment in automated
-        extra: dict[str, str] = {}  # environment-wide resources of apps/<env>/: flags, secrets
-        if flags:
-            extra["flags.yaml"] = dump_documents([flags_config_map(project, flag_sets[environment])])
-            extra[f"../base/{FLAGD_NAME}"] = ""
-        keys = secret_refs(rendered[environment].values())
-        annotations: dict[str, dict[str, str]] = {}
-        if keys:
-            secret = encrypted_secret(root, project, environment, keys, settings.secrets)
-            extra[SECRET_FILE] = secret.text
-            annotations = {name: secret.pod_annotations(s) for name, s in rendered[environment].items()}
+        extra, annotations = _environment_resources(root, project, environment, rendered[environment],
+                                                    flag_sets.get(environment) if flags else None, settings.secrets)
         env_files, env_gaps = _overlay(project, environment, namespace, base, rendered[environment], images,
                                        env_images, options, auto, extra, flags, annotations)
         files.update(env_files)
+        secrets = SECRET_FILE in extra
         gaps += [(environment, gap) for gap in env_gaps]
-        gaps += [(environment, gap) for gap in ([flags_gap(project)] if flags else []) + ([SECRETS_GAP] if keys else [])]
-        cluster = cluster_objects(project, environment, source_ref, DECRYPTION_SECRET if keys else None)
+        gaps += [(environment, gap) for gap, present in ((flags_gap(project), flags), (SECRETS_GAP, secrets)) if present]
+        cluster = cluster_objects(project, environment, source_ref, DECRYPTION_SECRET if secrets else None)
         if auto:
             cluster += image_automation(project, environment, source_ref, env_images)
         files[f"clusters/{environment}/flux.yaml"] = dump_documents(cluster)
@@ -115,6 +108,23 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     files["GAPS.md"] = gaps_markdown(project, merged)
     files["README.md"] = _readme(project, chosen, automated)
     return Export(dict(sorted(files.items())), merged)
+
+
+def _environment_resources(root: Path, project: str, environment: str, services: dict[str, Service],
+                           flag_set: Optional[FlagSet], cluster: Optional[ClusterKeys],
+                           ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """apps/<env>/'s own resources (file name → text; "" for another directory): its flags and flagd, its
+    secrets; and the pod-template annotations of the services that read secrets."""
+    extra: dict[str, str] = {}
+    if flag_set is not None:
+        extra["flags.yaml"] = dump_documents([flags_config_map(project, flag_set)])
+        extra[f"../base/{FLAGD_NAME}"] = ""
+    keys = secret_refs(services.values())
+    if not keys:
+        return extra, {}
+    secret = encrypted_secret(root, project, environment, keys, cluster)
+    extra[SECRET_FILE] = secret.text
+    return extra, {name: secret.pod_annotations(service) for name, service in services.items()}
 
 
 def _base_service(name: str, data: dict[str, Any]) -> Service:
