@@ -1,4 +1,5 @@
-"""Feature flags on a cluster: each environment's flag set as a ConfigMap holding flagd's flag file (pure).
+"""Feature flags on a cluster: each environment's flag set as a ConfigMap holding flagd's flag file, and flagd
+serving it over OFREP (pure).
 
 The flag file is the one Shipyard already resolves and serves (`shipyard.flags.files.load_flags`: the
 `flags/*` files with the environment's `flags:` overlay merged and `$ref`s resolved), so flagd started
@@ -19,6 +20,11 @@ Obj = dict[str, Any]
 FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 FLAGS_FILE = "flags.flagd.json"      # the ConfigMap key, i.e. the file name where the ConfigMap is mounted
 MOUNT_DIR = "/etc/flagd"
+FLAGD_IMAGE = "ghcr.io/open-feature/flagd:v0.16.1"
+FLAGD_NAME = "flagd"
+OFREP_PORT = 8016          # flagd's OFREP listener: what `$SHIPYARD_OFREP_URL` points at
+EVALUATION_PORT = 8013     # flagd's gRPC evaluation (for flagd's own providers)
+MANAGEMENT_PORT = 8014     # /healthz, /readyz, metrics
 
 
 def flags_gap(project: str) -> Gap:
@@ -47,13 +53,6 @@ def flags_config_map(project: str, flags: FlagSet) -> Obj:
                                     "app.kubernetes.io/managed-by": "shipyard-export",
                                     "app.kubernetes.io/component": "feature-flags"}},
             "data": {FLAGS_FILE: LiteralScalarString(text)}}  # a block in the YAML: readable diffs
-
-
-FLAGD_IMAGE = "ghcr.io/open-feature/flagd:v0.16.1"
-FLAGD_NAME = "flagd"
-OFREP_PORT = 8016          # flagd's OFREP listener: what `$SHIPYARD_OFREP_URL` points at
-EVALUATION_PORT = 8013     # flagd's gRPC evaluation (for flagd's own providers)
-MANAGEMENT_PORT = 8014     # /healthz, /readyz, metrics
 
 
 def ofrep_url() -> str:

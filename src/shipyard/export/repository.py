@@ -29,9 +29,9 @@ from shipyard.export.secrets import (
 )
 from shipyard.export.workloads import ENV_LABEL, VERSION_LABEL, Context, Obj, service_objects
 from shipyard.export.yamltext import dump_documents, with_comments
+from shipyard.flags.evaluate import FlagSet
 from shipyard.spec.load import load_project, service_data
 from shipyard.spec.models import Service
-from shipyard.flags.evaluate import FlagSet
 from shipyard.spec.render import render_environment
 
 KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
