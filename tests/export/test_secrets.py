@@ -48,7 +48,7 @@ def yaml_load(text: str) -> Any:
     return YAML(typ="safe", pure=True).load(text)
 
 
-def test_the_secret_decrypts_with_the_clusters_key_to_the_values_and_validates(tmp_path, keys, crds, kubectl):
+def test_the_secret_decrypts_with_the_clusters_key_to_the_values_and_validates(tmp_path, keys, kubectl):
     env_key, cluster = keys
     root, out = secret_project(tmp_path / "p", env_key), tmp_path / "out"
     write_export(out, export_project(root, None, fixed_images, keys_for(cluster, env_key, out)).files)
@@ -59,12 +59,11 @@ def test_the_secret_decrypts_with_the_clusters_key_to_the_values_and_validates(t
     assert all(v.startswith("ENC[AES256_GCM,") for v in encrypted["stringData"].values())
     decrypted = yaml_load(cluster.sops("decrypt", "apps/dev/secrets.yaml", cwd=out).stdout)
     assert decrypted["stringData"] == {"db.password": "pw-Zq9!export", "payments.api_key": "sk_live_51Hx-export-secret"}
-    assert validate_objects([decrypted], crds) == []   # the Secret the cluster gets, strict
+    assert validate_objects([decrypted], None) == []   # the Secret the cluster gets: kubernetes-validate, strict
     # only the cluster can decrypt it: not the environment's own key
     assert env_key.sops("decrypt", "apps/dev/secrets.yaml", cwd=out, check=False).returncode != 0
 
     built = kustomize(kubectl, out / "apps" / "dev")
-    assert validate_objects([o for o in built if o["kind"] != "Secret"], crds) == []
     container = next(o for o in built if o["kind"] == "Deployment" and o["metadata"]["name"] == "api")[
         "spec"]["template"]["spec"]["containers"][0]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
@@ -78,17 +77,26 @@ def test_the_secret_decrypts_with_the_clusters_key_to_the_values_and_validates(t
     (tmp_path / "built.yaml").write_text(dump_documents([secret]))
     applied = yaml_load(cluster.sops("decrypt", "--ignore-mac", "built.yaml", cwd=tmp_path).stdout)
     assert applied["metadata"]["namespace"] == "test" and applied["stringData"]["db.password"] == "pw-Zq9!export"
-    assert validate_objects([applied], crds) == []
+    assert validate_objects([applied], None) == []
 
     assert "**secret values at rest (encrypted in Shipyard's state dir)** (dev)" in (out / "GAPS.md").read_text()
-    flux = next(o for o in load_documents((out / "clusters/dev/flux.yaml").read_text()) if o["kind"] == "Kustomization")
-    assert flux["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
-    assert validate_objects([flux], crds) == []
-
     for path in out.rglob("*"):
         if path.is_file():
             text = path.read_text()
             assert not any(value in text for value in CLEAR), path
+
+
+def test_the_overlay_and_flux_decryption_validate_against_the_crds(tmp_path, keys, crds, kubectl):
+    env_key, cluster = keys
+    root, out = secret_project(tmp_path / "p", env_key), tmp_path / "out"
+    write_export(out, export_project(root, None, fixed_images, keys_for(cluster, env_key, out)).files)
+    built = kustomize(kubectl, out / "apps" / "dev")
+    assert validate_objects([o for o in built if o["kind"] != "Secret"], crds) == []
+    flux = next(o for o in load_documents((out / "clusters/dev/flux.yaml").read_text()) if o["kind"] == "Kustomization")
+    assert flux["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
+    assert validate_objects([flux], crds) == []
+    broken = {**flux, "spec": {**flux["spec"], "decryption": {"provider": "sops", "secretRef": "sops-age"}}}
+    assert validate_objects([broken], crds)   # the CRD does catch a malformed stanza
 
 
 def pod_fingerprint(kubectl: str, out: Path, service: str) -> str | None:
