@@ -117,6 +117,9 @@ def test_secrets_are_exported_for_the_clusters_key_never_in_clear_and_the_same_b
 
     args = ("export", "kubernetes", str(project), "-o", str(out), "--registry", "r.example.com/s",
             "--age-recipient", f"dev={cluster.public}")
+    keyless = run_cli(*args, check=False, cwd=tmp_path, env={"SHIPYARD_AGE_KEY_FILE": ""})
+    assert keyless.returncode == 1 and not out.exists() and "Traceback" not in keyless.stderr
+    assert "no age key at .shipyard/dev/age.key" in keyless.stderr   # the environment's key decrypts secrets/dev.yaml
     crds = ["--crds", str(CRD_DIR)] if CRD_DIR.is_dir() else []
     first = run_cli(*args, *crds, env=env)
     assert SECRET not in first.stdout + first.stderr
