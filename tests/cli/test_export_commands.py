@@ -8,8 +8,11 @@ import shutil
 from pathlib import Path
 
 from shipyard.export.yamltext import load_documents
+from shipyard.secrets.files import write_secrets
 from tests.controlplane import run_cli
 from tests.export.conftest import CRD_DIR, SHOP
+from tests.projects import probe_service, write_project
+from tests.secrets.conftest import NOW, Keyring, make_keyring
 from tests.shop import use_paths
 
 
@@ -76,3 +79,54 @@ def test_a_non_empty_directory_that_is_not_an_export_is_left_alone(tmp_path):
                      check=False)
     assert result.returncode == 1 and "not empty" in result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+SECRET = "sk_live_cli-export-value"
+
+
+def secret_project(tmp_path: Path) -> tuple[Path, Keyring, Keyring]:
+    """One service on a built image whose env takes a secret; the environment's key and the cluster's."""
+    project, store = tmp_path / "p", tmp_path / "store"
+    run_cli("build", str(SHOP / "apps" / "catalog"), "--version", "1.0.0", "--store", str(store))
+    write_project(project, [probe_service("catalog", artifact={"image": "catalog"},
+                                          env={"MODE": "live", "API_KEY": {"secret": "payments.api_key"}})])
+    with (project / "shipyard.yaml").open("a") as handle:
+        handle.write(f"store: {store}\n")
+    env_key, cluster = make_keyring(tmp_path / "env-key"), make_keyring(tmp_path / "cluster-key")
+    write_secrets(project, "dev", {"payments": {"api_key": SECRET}}, env_key.identities, NOW,
+                  recipients=[env_key.public])
+    return project, env_key, cluster
+
+
+def test_secrets_are_exported_for_the_clusters_key_never_in_clear_and_the_same_bytes_twice(tmp_path):
+    project, env_key, cluster = secret_project(tmp_path)
+    out, env = tmp_path / "out", {"SHIPYARD_AGE_KEY_FILE": str(env_key.key_file)}
+    refused = run_cli("export", "kubernetes", str(project), "-o", str(out), "--registry", "r.example.com/s",
+                      check=False, env=env)
+    assert refused.returncode == 1 and not out.exists() and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("Error: environment dev: its services use secrets (payments.api_key)")
+    assert "--age-recipient" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+    args = ("export", "kubernetes", str(project), "-o", str(out), "--registry", "r.example.com/s",
+            "--age-recipient", f"dev={cluster.public}")
+    keyless = run_cli(*args, check=False, cwd=tmp_path, env={"SHIPYARD_AGE_KEY_FILE": ""})
+    assert keyless.returncode == 1 and not out.exists() and "Traceback" not in keyless.stderr
+    assert "no age key at .shipyard/dev/age.key" in keyless.stderr   # the environment's key decrypts secrets/dev.yaml
+    crds = ["--crds", str(CRD_DIR)] if CRD_DIR.is_dir() else []
+    first = run_cli(*args, *crds, env=env)
+    assert SECRET not in first.stdout + first.stderr
+    files = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert not [name for name, data in files.items() if SECRET.encode() in data]
+    decrypted = cluster.sops("decrypt", "apps/dev/secrets.yaml", cwd=out).stdout
+    assert load_documents(decrypted)[0]["stringData"] == {"payments.api_key": SECRET}
+
+    second = run_cli(*args, env=env)
+    assert SECRET not in second.stdout + second.stderr
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+
+
+def test_an_age_recipient_for_an_unknown_environment_is_a_usage_error(tmp_path):
+    project, _, cluster = secret_project(tmp_path)
+    result = run_cli("export", "kubernetes", str(project), "-o", str(tmp_path / "out"), "--registry", "r.example.com/s",
+                     "--age-recipient", f"prod={cluster.public}", check=False)
+    assert result.returncode == 2 and "no environment prod" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from shipyard.export.yamltext import load_documents
 from shipyard.spec.models import Service
 
 REPO = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO.parent / "shared" / "schemas" / "crds"
+CRD_DIR = Path(os.environ.get("SHIPYARD_CRDS") or REPO.parent / "shared" / "schemas" / "crds")  # a worktree elsewhere
 SHOP = REPO / "examples" / "shop"
 DIGEST = "sha256:" + "3" * 64
 

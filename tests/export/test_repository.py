@@ -51,7 +51,7 @@ def test_the_shop_exports_the_layout_and_every_built_object_validates(tmp_path, 
     assert by_kind(prod, "Canary", "catalog")["spec"]["analysis"]["stepWeights"] == [10, 50, 100]
     assert by_kind(prod, "Canary", "frontend")["spec"]["provider"] == "kubernetes"
     # Flagger generates the Services of the services it manages; ours would fight it.
-    assert {o["metadata"]["name"] for o in prod if o["kind"] == "Service"} == {"orders"}
+    assert {o["metadata"]["name"] for o in prod if o["kind"] == "Service"} == {"orders", "flagd"}  # flagd: flags
     ingress = by_kind(prod, "Ingress", "catalog")
     assert ingress["spec"]["rules"][0]["host"] == "catalog.shop.localhost"
     policy = by_kind(prod, "NetworkPolicy", "catalog")

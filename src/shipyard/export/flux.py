@@ -22,17 +22,19 @@ def marker(service: str, field: str) -> str:
     return '{"$imagepolicy": "%s:%s:%s"}' % (FLUX_NAMESPACE, service, field)
 
 
-def cluster_objects(project: str, environment: str, source: Source) -> list[Obj]:
-    """clusters/<env>/: where Flux finds the repository and which directory it applies."""
+def cluster_objects(project: str, environment: str, source: Source, decryption: str | None = None) -> list[Obj]:
+    """clusters/<env>/: where Flux finds the repository and which directory it applies; with DECRYPTION (the
+    name of the Secret holding the cluster's age key), Flux decrypts the SOPS-encrypted Secrets it applies."""
+    kustomization: Obj = {"interval": "5m", "retryInterval": "1m", "timeout": "10m", "path": f"./apps/{environment}",
+                          "prune": True, "wait": False, "sourceRef": {"kind": "GitRepository", "name": project}}
+    if decryption:
+        kustomization["decryption"] = {"provider": "sops", "secretRef": {"name": decryption}}
     return [
         {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
          "metadata": {"name": project, "namespace": FLUX_NAMESPACE},
          "spec": {"interval": "1m", "url": source.url, "ref": {"branch": source.branch}}},
         {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-         "metadata": {"name": f"{project}-apps", "namespace": FLUX_NAMESPACE},
-         "spec": {"interval": "5m", "retryInterval": "1m", "timeout": "10m", "path": f"./apps/{environment}",
-                  "prune": True, "wait": False,
-                  "sourceRef": {"kind": "GitRepository", "name": project}}},
+         "metadata": {"name": f"{project}-apps", "namespace": FLUX_NAMESPACE}, "spec": kustomization},
     ]
 
 

@@ -48,7 +48,7 @@ def gaps_markdown(project: str, gaps: list[Gap]) -> str:
     for gap in gaps:
         title = gap.service or "project"
         if title != current:
-            lines += [f"## {title}", ""]
+            lines += ([""] if current is not None else []) + [f"## {title}", ""]
             current = title
         lines.append(f"- **{gap.feature}** ({gap.environments}) → {gap.mapping}. {gap.loss}")
     lines.append("")

@@ -14,12 +14,22 @@ from pydantic import ValidationError
 
 from shipyard.errors import SpecError
 from shipyard.export import flagger
+from shipyard.export.flagd import FLAGD_IMAGE, FLAGD_NAME, flagd_objects, flags_config_map, flags_gap
 from shipyard.export.flux import Source, cluster_objects, image_automation, marker
 from shipyard.export.gaps import Gap, gaps_markdown, merge_environments
 from shipyard.export.images import ExportError, Image, ImageResolver
 from shipyard.export.patches import delete_patch, object_key, object_patch
+from shipyard.export.secrets import (
+    DECRYPTION_SECRET,
+    SECRET_FILE,
+    SECRETS_GAP,
+    ClusterKeys,
+    encrypted_secret,
+    secret_refs,
+)
 from shipyard.export.workloads import ENV_LABEL, VERSION_LABEL, Context, Obj, service_objects
 from shipyard.export.yamltext import dump_documents, with_comments
+from shipyard.flags.evaluate import FlagSet
 from shipyard.spec.load import load_project, service_data
 from shipyard.spec.models import Service
 from shipyard.spec.render import render_environment
@@ -34,6 +44,8 @@ class Settings:
     namespace: Optional[str] = None               # default: the project's name
     automated: Optional[tuple[str, ...]] = None    # environments taking new versions by themselves (default: the first)
     flagger: dict[str, str] = field(default_factory=dict)  # loadtester / prometheus / mesh overrides
+    secrets: Optional[ClusterKeys] = None          # needed when services use secrets: see export.secrets
+    flagd_image: str = FLAGD_IMAGE                 # serves the flags of projects that have some
 
 
 @dataclass(frozen=True)
@@ -54,11 +66,15 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     if unknown:
         raise ExportError(f"unknown environment {', '.join(unknown)} (the project has {', '.join(path)})")
     rendered: dict[str, dict[str, Service]] = {}
+    flag_sets: dict[str, FlagSet] = {}
     for environment in chosen:
         desired, problems = render_environment(source, environment)
         if problems or desired is None:
             raise SpecError(problems)
         rendered[environment] = desired.services
+        if desired.flags is not None:
+            flag_sets[environment] = desired.flags
+    flags = any(flag_set.flags for flag_set in flag_sets.values())
     used = sorted({name for services in rendered.values() for name in services})
     base = {name: _base_service(name, service_data(source.services[name])) for name in used}
     images = {name: resolve(service) for name, service in base.items()}
@@ -67,18 +83,24 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     automated = settings.automated if settings.automated is not None else (path[0],)
     files: dict[str, str] = {}
     for name in used:
-        objects, _ = _service_objects(project, base, name, images[name], options)
+        objects, _ = _service_objects(project, base, name, images[name], options, flags)
         files.update(_base_files(name, objects))
+    if flags:
+        files.update(_base_files(FLAGD_NAME, flagd_objects(project, settings.flagd_image)))
     gaps: list[tuple[str, Gap]] = []
     source_ref = Source(settings.repo_url, settings.branch)
     for environment in chosen:
         env_images = {name: resolve(service) for name, service in rendered[environment].items()}
         auto = environment in automated
+        extra, annotations = _environment_resources(root, project, environment, rendered[environment],
+                                                    flag_sets.get(environment) if flags else None, settings.secrets)
         env_files, env_gaps = _overlay(project, environment, namespace, base, rendered[environment], images,
-                                       env_images, options, auto)
+                                       env_images, options, auto, extra, flags, annotations)
         files.update(env_files)
+        secrets = SECRET_FILE in extra
         gaps += [(environment, gap) for gap in env_gaps]
-        cluster = cluster_objects(project, environment, source_ref)
+        gaps += [(environment, gap) for gap, present in ((flags_gap(project), flags), (SECRETS_GAP, secrets)) if present]
+        cluster = cluster_objects(project, environment, source_ref, DECRYPTION_SECRET if secrets else None)
         if auto:
             cluster += image_automation(project, environment, source_ref, env_images)
         files[f"clusters/{environment}/flux.yaml"] = dump_documents(cluster)
@@ -86,6 +108,23 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
     files["GAPS.md"] = gaps_markdown(project, merged)
     files["README.md"] = _readme(project, chosen, automated)
     return Export(dict(sorted(files.items())), merged)
+
+
+def _environment_resources(root: Path, project: str, environment: str, services: dict[str, Service],
+                           flag_set: Optional[FlagSet], cluster: Optional[ClusterKeys],
+                           ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """apps/<env>/'s own resources (file name → text; "" for another directory): its flags and flagd, its
+    secrets; and the pod-template annotations of the services that read secrets."""
+    extra: dict[str, str] = {}
+    if flag_set is not None:
+        extra["flags.yaml"] = dump_documents([flags_config_map(project, flag_set)])
+        extra[f"../base/{FLAGD_NAME}"] = ""
+    keys = secret_refs(services.values())
+    if not keys:
+        return extra, {}
+    secret = encrypted_secret(root, project, environment, keys, cluster)
+    extra[SECRET_FILE] = secret.text
+    return extra, {name: secret.pod_annotations(service) for name, service in services.items()}
 
 
 def _base_service(name: str, data: dict[str, Any]) -> Service:
@@ -97,13 +136,15 @@ def _base_service(name: str, data: dict[str, Any]) -> Service:
 
 
 def _service_objects(project: str, services: dict[str, Service], name: str, image: Image,
-                     options: flagger.Options) -> tuple[list[Obj], list[Gap]]:
+                     options: flagger.Options, flags: bool,
+                     pod_annotations: Optional[dict[str, str]] = None) -> tuple[list[Obj], list[Gap]]:
     service = services[name]
     dependents = tuple(sorted(n for n, s in services.items() if name in s.needs))
     gates = service.strategy.type == "canary" and bool(service.strategy.canary.pre_rollout
                                                        or service.strategy.canary.pre_promotion)
     gates = gates or (service.strategy.type == "blue-green" and bool(service.strategy.blue_green.pre_promotion))
-    ctx = Context(project, image.ref, dependents, flagger.is_progressive(service), gates)
+    ctx = Context(project, image.ref, dependents, flagger.is_progressive(service), gates, flags,
+                  dict(pod_annotations or {}))
     objects = service_objects(service, ctx) + flagger.canary_objects(service, ctx, options)
     ctx.gaps.extend(_common_gaps(service))
     return objects, [Gap(g.service, "", g.feature, g.mapping, g.loss) for g in ctx.gaps]
@@ -132,18 +173,21 @@ def _base_files(name: str, objects: list[Obj]) -> dict[str, str]:
 
 def _overlay(project: str, environment: str, namespace: str, base: dict[str, Service],
              services: dict[str, Service], base_images: dict[str, Image], images: dict[str, Image],
-             options: flagger.Options, auto: bool) -> tuple[dict[str, str], list[Gap]]:
-    """apps/<env>/: the base of each service it runs, plus exactly what its overlay changes."""
+             options: flagger.Options, auto: bool, extra: dict[str, str],
+             flags: bool, pod_annotations: dict[str, dict[str, str]]) -> tuple[dict[str, str], list[Gap]]:
+    """apps/<env>/: the base of each service it runs, plus exactly what its overlay changes, plus EXTRA
+    (file name → text: the environment's own resources; no text for another directory's)."""
     prefix = f"apps/{environment}"
-    files: dict[str, str] = {}
-    resources = ["namespace.yaml"]
+    files: dict[str, str] = {f"{prefix}/{name}": text for name, text in extra.items() if text}
+    resources = ["namespace.yaml", *extra]
     patches: list[str] = []
     gaps: list[Gap] = []
     for name in sorted(services):
         resources.append(f"../base/{name}")
-        before = {object_key(o): o for o in _service_objects(project, base, name, base_images[name], options)[0]}
+        before = {object_key(o): o for o in _service_objects(project, base, name, base_images[name], options, flags)[0]}
         # The image stays the base's here: the version reaches the Deployment through `images:` below.
-        after, service_gaps = _service_objects(project, services, name, base_images[name], options)
+        after, service_gaps = _service_objects(project, services, name, base_images[name], options, flags,
+                                               pod_annotations.get(name))
         gaps += service_gaps
         for obj in after:
             key = object_key(obj)
@@ -212,10 +256,14 @@ def _readme(project: str, environments: list[str], automated: tuple[str, ...]) -
         f"- `apps/<env>/` ({', '.join(environments)}): Kustomize overlays carrying what each environment changes.",
         "- `clusters/<env>/flux.yaml`: Flux's GitRepository and Kustomization for that environment's cluster;",
         f"  image automation for the environments that take new versions by themselves ({auto}).",
+        "- `apps/<env>/flags.yaml`: the environment's feature flags (flagd's format), served by `apps/base/flagd`;",
+        "  `apps/<env>/secrets.yaml`: its secrets, SOPS-encrypted for the cluster's age key.",
         "- `GAPS.md`: what did not map exactly, and the mapping chosen.",
         "",
         "Bootstrap a cluster: install Flux (`flux install`), Flagger (with its load tester, for gates) and a",
-        "Prometheus; an ingress-nginx controller; push this directory to the repository named in",
-        "`clusters/<env>/flux.yaml`, then `kubectl apply -f clusters/<env>/flux.yaml`.",
+        "Prometheus; an ingress-nginx controller; if there are secrets, the cluster's age key as the Secret",
+        "`sops-age` (`kubectl -n flux-system create secret generic sops-age --from-file=age.agekey=KEY`);",
+        "push this directory to the repository named in `clusters/<env>/flux.yaml`, then",
+        "`kubectl apply -f clusters/<env>/flux.yaml`.",
         "",
     ])

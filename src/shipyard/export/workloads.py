@@ -7,8 +7,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipyard.export.flagd import FLAGD_NAME, OFREP_PORT, ofrep_url
 from shipyard.export.gaps import Gap
-from shipyard.spec.models import Probe, Service
+from shipyard.export.secrets import secret_env
+from shipyard.spec.models import Probe, SecretRef, Service
 from shipyard.spec.units import format_duration
 
 Obj = dict[str, Any]
@@ -33,6 +35,8 @@ class Context:
     dependents: tuple[str, ...] = ()            # services whose `needs` name this one
     progressive: bool = False                   # Flagger owns the Service objects and the traffic
     gates: bool = False                         # Flagger's load tester must reach the canary
+    flags: bool = False                         # the project has feature flags: flagd serves them over OFREP
+    pod_annotations: dict[str, str] = field(default_factory=dict)  # e.g. the fingerprint of its secret values
     gaps: list[Gap] = field(default_factory=list)
 
 
@@ -66,8 +70,8 @@ def dependency_url(name: str) -> tuple[str, str]:
 
 
 def config_map(service: Service, ctx: Context) -> Obj:
-    """The service's configuration: its `env` plus `<DEP>_URL` for each of its `needs`."""
-    data = {key: str(value) for key, value in sorted(service.env.items())}
+    """The service's configuration: its `env` (but for secrets: see `secret_env`) plus `<DEP>_URL` for each `needs`."""
+    data = {key: str(value) for key, value in sorted(service.env.items()) if not isinstance(value, SecretRef)}
     data.update(dependency_url(need) for need in sorted(service.needs))
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(f"{service.name}-config", service, ctx),
             "data": data}
@@ -95,7 +99,10 @@ def container(service: Service, ctx: Context) -> Obj:
         {"name": "SHIPYARD_VERSION", "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{VERSION_LABEL}']"}}},
         {"name": "SHIPYARD_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "SHIPYARD_DATA_DIR", "value": DATA_DIR},
+        *secret_env(service, ctx.project),
     ]
+    if ctx.flags:
+        env.append({"name": "SHIPYARD_OFREP_URL", "value": ofrep_url()})
     health = service.health
     result: Obj = {"name": service.name, "image": ctx.image}
     command = getattr(service.artifact, "command", None)
@@ -146,8 +153,11 @@ def deployment(service: Service, ctx: Context) -> Obj:
         spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": rolling.max_surge,
                                                                        "maxUnavailable": rolling.max_unavailable}}
     pod_labels = {**labels(service, ctx), VERSION_LABEL: service.version, ENV_LABEL: "base"}
+    template_metadata: Obj = {"labels": pod_labels}
+    if ctx.pod_annotations:
+        template_metadata["annotations"] = dict(ctx.pod_annotations)
     spec["template"] = {
-        "metadata": {"labels": pod_labels},
+        "metadata": template_metadata,
         "spec": {
             "serviceAccountName": service.name,
             "automountServiceAccountToken": False,
@@ -173,7 +183,8 @@ def disruption_budget(service: Service, ctx: Context) -> Obj:
 
 
 def network_policy(service: Service, ctx: Context) -> Obj:
-    """Only the services that declare `needs: [this]` (and the ingress controller) get in; out only to `needs` and DNS."""
+    """Only the services that declare `needs: [this]` (and the ingress controller) get in; out only to `needs`, DNS
+    and flagd's OFREP port."""
     http = [{"protocol": "TCP", "port": "http"}]
     ingress_rules: list[Obj] = []
     if ctx.dependents:
@@ -188,6 +199,9 @@ def network_policy(service: Service, ctx: Context) -> Obj:
     egress_rules: list[Obj] = [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]
+    if ctx.flags:
+        egress_rules.append({"to": [{"podSelector": {"matchLabels": {NAME_LABEL: FLAGD_NAME}}}],
+                             "ports": [{"protocol": "TCP", "port": OFREP_PORT}]})
     if service.needs:
         egress_rules.append({"to": [{"podSelector": {"matchLabels": {SERVICE_LABEL: name}}}
                                     for name in sorted(service.needs)],

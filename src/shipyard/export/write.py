@@ -26,6 +26,15 @@ def write_export(directory: Path, files: dict[str, str]) -> None:
     _remove_empty_dirs(directory)
 
 
+def previous_file(directory: Path, relative: str) -> str | None:
+    """The text of RELATIVE as an earlier export wrote it into DIRECTORY; None if it wrote no such file."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file() or relative not in manifest.read_text().splitlines():
+        return None
+    path = directory / relative
+    return path.read_text() if path.is_file() else None
+
+
 def _previous(directory: Path) -> set[str]:
     if not directory.exists() or not any(directory.iterdir()):
         return set()

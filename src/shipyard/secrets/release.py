@@ -107,3 +107,8 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return sopsfile.to_bytes(value).decode("utf-8")
+
+
+def as_text(value: Any) -> str:
+    """A secret value as the text an environment variable gets (also what the Kubernetes export writes)."""
+    return _as_text(value)
