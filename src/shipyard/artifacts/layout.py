@@ -2,7 +2,8 @@
 
 Each name's directory is a standard OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`), its
 versions are the index's `org.opencontainers.image.ref.name` annotations, so `skopeo inspect
-oci:STORE/catalog:1.2.0` and `skopeo copy` work on it as they are.
+oci:STORE/catalog:1.2.0` and `skopeo copy` work on it as they are. Beside the layout, `tags.jsonl` records
+every publication of a version (digest and time), so a past render can name the digest a version had then.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import fcntl
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from shipyard.artifacts import oci
 from shipyard.artifacts.errors import ArtifactError, NotFound
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+TAG_LOG = "tags.jsonl"
 
 
 class LayoutStore:
@@ -60,7 +63,27 @@ class LayoutStore:
             index["manifests"] = kept
             oci.write_file(directory / "oci-layout", json.dumps(LAYOUT_VERSION).encode())
             oci.write_file(directory / "index.json", json.dumps(index, indent=1).encode())
+            with (directory / TAG_LOG).open("a", encoding="utf-8") as log:
+                log.write(json.dumps({"version": version, "digest": image.digest,
+                                      "at": datetime.now(timezone.utc).isoformat()}) + "\n")
         return image.digest
+
+    def digest_at(self, name: str, version: str, when: datetime) -> str | None:
+        """The digest NAME:VERSION had at WHEN (its last publication before then), None if not recorded."""
+        found = None
+        try:
+            lines = (self.root / name / TAG_LOG).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return None
+        for line in lines:
+            try:
+                record = json.loads(line)
+                published = datetime.fromisoformat(record["at"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line after a crash
+            if record.get("version") == version and published <= when:
+                found = str(record["digest"])
+        return found
 
     def manifest(self, name: str, digest: str) -> bytes:
         return self.blob(name, digest)

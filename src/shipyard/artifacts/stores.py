@@ -5,6 +5,7 @@ embedded default `~/.shipyard/artifacts`."""
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -96,3 +97,13 @@ def moved_tag_warning(name: str, version: str, before: str | None, after: str) -
         return None
     return (f"warning: {name}:{version} moved from {before[:19]} to {after[:19]}; environments that pinned "
             f"the old digest keep running it — publish changed code as a new version")
+
+
+def resolve_as_of(store: ArtifactStore, name: str, version: str, when: datetime | None) -> str:
+    """NAME:VERSION's digest, as it was at WHEN when the store recorded that (the embedded store keeps a tag
+    log; a registry does not, so it answers with the digest the tag has now)."""
+    if when is not None and isinstance(store, LayoutStore):
+        recorded = store.digest_at(name, version, when)
+        if recorded is not None:
+            return recorded
+    return store.resolve(name, version)

@@ -8,7 +8,7 @@ import click
 
 from shipyard.cli.output import emit, info, to_json
 from shipyard.errors import SpecError
-from shipyard.preview.revisions import History, is_url
+from shipyard.preview.revisions import History, is_url, parse_date
 from shipyard.spec.load import load_project
 from shipyard.spec.render import check, render
 from shipyard.spec.schema import json_schema
@@ -67,7 +67,9 @@ def render_command(source: str, environment: str, at: str | None, subdir: str | 
     history = History.open(source, path=subdir, ref=ref)
     commit = history.find(at)
     info(f"{history.label}: {environment} at {commit.short} ({commit.date.isoformat()}) {commit.message}")
-    emit(history.render(commit, environment), output)
+    # the images as they were then: at the date asked for, else when the commit landed
+    as_of = (parse_date(at) or commit.date) if at else None
+    emit(history.render(commit, environment, as_of), output)
 
 
 render_command.name = "render"

@@ -115,10 +115,11 @@ class History:
         with tempfile.TemporaryDirectory(prefix="shipyard-revision-") as scratch:
             yield self._repository.export(commit.sha, self.subdir or None, Path(scratch) / "project")
 
-    def render(self, commit: Commit, environment: str) -> dict[str, Any]:
-        """What `render -o json` prints for ENVIRONMENT as COMMIT defines it; raises SpecError when invalid."""
+    def render(self, commit: Commit, environment: str, as_of: datetime | None = None) -> dict[str, Any]:
+        """What `render -o json` prints for ENVIRONMENT as COMMIT defines it, its images resolved as of AS_OF
+        (default: as the store has them now); raises SpecError when invalid."""
         with self.checkout(commit) as root:
-            return render(root, environment).to_dict()
+            return render(root, environment, as_of).to_dict()
 
     def _fetch(self, rev: str) -> Commit:
         assert isinstance(self._repository, Mirror)

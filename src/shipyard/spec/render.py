@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from shipyard.artifacts.errors import ArtifactError, NotFound
-from shipyard.artifacts.stores import open_store, store_location
+from shipyard.artifacts.stores import open_store, resolve_as_of, store_location
 from shipyard.errors import Problem, SpecError
 from shipyard.flags.evaluate import FlagSet
 from shipyard.flags.files import load_flags
@@ -58,10 +59,11 @@ class DesiredEnvironment:
         return rendered
 
 
-def render(root: Path, environment: str) -> DesiredEnvironment:
-    """Render one environment of the project at `root`; raises SpecError with every problem of the project."""
+def render(root: Path, environment: str, as_of: datetime | None = None) -> DesiredEnvironment:
+    """Render one environment of the project at `root`; raises SpecError with every problem of the project.
+    AS_OF resolves image versions to the digests they had then (a past revision's render)."""
     source = load_project(root)
-    desired, problems = render_environment(source, environment)
+    desired, problems = render_environment(source, environment, as_of)
     problems = _unique(source.problems + problems)
     if problems or desired is None:
         raise SpecError(problems)
@@ -81,7 +83,8 @@ def check(root: Path, environment: str | None = None) -> list[Problem]:
     return _unique(problems)
 
 
-def render_environment(source: ProjectSource, environment: str) -> tuple[DesiredEnvironment | None, list[Problem]]:
+def render_environment(source: ProjectSource, environment: str,
+                       as_of: datetime | None = None) -> tuple[DesiredEnvironment | None, list[Problem]]:
     """Merge and validate every service of one environment; the problems are those of this environment."""
     if environment not in source.environments:
         if file_has_problems(source, "environments", environment):
@@ -109,7 +112,7 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
     digests: dict[str, str] = {}
     if not problems:
         digests, image_problems = resolve_images(source.root, store, services,
-                                                 {n: _locator(p, env_doc.file) for n, p in positions.items()})
+                                                 {n: _locator(p, env_doc.file) for n, p in positions.items()}, as_of)
         problems.extend(image_problems)
     flags, flag_problems = load_flags(source.root, env_doc)
     problems.extend(flag_problems)
@@ -121,8 +124,8 @@ def render_environment(source: ProjectSource, environment: str) -> tuple[Desired
             problems)
 
 
-def resolve_images(root: Path, store: str | None, services: dict[str, Service],
-                   locators: dict[str, Any]) -> tuple[dict[str, str], list[Problem]]:
+def resolve_images(root: Path, store: str | None, services: dict[str, Service], locators: dict[str, Any],
+                   as_of: datetime | None = None) -> tuple[dict[str, str], list[Problem]]:
     """Each `artifact.image` service's digest at its version; a Problem at `version` for one not in the store."""
     wanted = {name: s for name, s in services.items() if s.artifact.image is not None}
     if not wanted:
@@ -137,7 +140,7 @@ def resolve_images(root: Path, store: str | None, services: dict[str, Service],
         service = wanted[name]
         image = service.artifact.image or ""
         try:
-            digests[name] = opened.resolve(image, service.version)
+            digests[name] = resolve_as_of(opened, image, service.version, as_of)
         except NotFound as exc:
             known = ", ".join(exc.versions) or "none; publish one with `shipyard pipeline run SOURCE_DIR --version " \
                 f"{service.version}`"
