@@ -16,11 +16,12 @@ def pytest_configure(config: pytest.Config) -> None:
         cache = tempfile.mkdtemp(prefix="shipyard-test-cache-")
         os.environ["SHIPYARD_CACHE_DIR"] = cache
         config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
-    # The example shop runs `image:` artifacts: each worker publishes them into a store of its own.
-    if "SHIPYARD_STORE" not in os.environ:
-        store = tempfile.mkdtemp(prefix="shipyard-test-store-")
-        os.environ["SHIPYARD_STORE"] = store
-        config.add_cleanup(lambda: shutil.rmtree(store, ignore_errors=True))
+    # The example shop runs `image:` artifacts from the default store ($SHIPYARD_HOME/artifacts): the run
+    # publishes them into a home of its own (a project's `store:` and SHIPYARD_STORE still take precedence).
+    if "SHIPYARD_HOME" not in os.environ:
+        home = tempfile.mkdtemp(prefix="shipyard-test-home-")
+        os.environ["SHIPYARD_HOME"] = home
+        config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
         from tests.shop import publish_shop
         publish_shop()
 

@@ -1,16 +1,16 @@
 """The example shop's artifacts for tests: its services run `image:` artifacts, so a store must hold them.
 
-`pytest_configure` (tests/conftest.py) publishes the three apps at the shop's version into a store of the
-worker's own and points SHIPYARD_STORE at it, so every command and control plane a test starts finds them.
+`pytest_configure` (tests/conftest.py) points SHIPYARD_HOME at a directory of the run's own and publishes
+the three apps at the shop's version into its default store, so every command and control plane a test
+starts finds them.
 Tests that bump a service to another version publish that version first with `publish_shop`."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from shipyard.artifacts.build import build_image
-from shipyard.artifacts.stores import ENV_STORE, open_store
+from shipyard.artifacts.stores import default_location, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 SHOP = REPO / "examples" / "shop"
@@ -21,7 +21,7 @@ SHOP_VERSION = "1.0.0"
 def publish_shop(versions: tuple[str, ...] = (SHOP_VERSION,), store: str | None = None,
                  apps: tuple[str, ...] = APPS) -> dict[tuple[str, str], str]:
     """Build each app of the shop once per version and push it; returns {(name, version): digest}."""
-    target = open_store(store or os.environ[ENV_STORE])
+    target = open_store(store or default_location())
     digests = {}
     for app in apps:
         for version in versions:

@@ -26,8 +26,11 @@ def test_is_registry(location: str, registry: bool) -> None:
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHIPYARD_STORE", raising=False)
+    monkeypatch.delenv("SHIPYARD_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert store_location() == str(tmp_path / "home" / ".shipyard" / "artifacts")
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "shipyard-home"))
+    assert store_location() == str(tmp_path / "shipyard-home" / "artifacts")
     assert store_location(None, "arts", tmp_path) == str(tmp_path / "arts")
     assert store_location(None, "127.0.0.1:5000/p", tmp_path) == "127.0.0.1:5000/p"
     monkeypatch.setenv("SHIPYARD_STORE", "/env")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
+from shipyard.artifacts.stores import default_location
 from shipyard.export.yamltext import load_documents
 from shipyard.secrets.files import write_secrets
 from tests.controlplane import run_cli
@@ -49,11 +49,11 @@ def test_help_shows_examples():
 
 def shop_on_images(tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the example shop and the store holding its artifacts (published by tests/conftest.py)."""
-    return Path(shutil.copytree(SHOP, tmp_path / "shop")), Path(os.environ["SHIPYARD_STORE"])
+    return Path(shutil.copytree(SHOP, tmp_path / "shop")), Path(default_location())
 
 
 def test_the_example_shop_exports_with_digests_and_strict_refuses_gaps(tmp_path):
-    project, store = SHOP, Path(os.environ["SHIPYARD_STORE"])
+    project, store = SHOP, Path(default_location())
     out = tmp_path / "out"
     strict = run_cli("export", "kubernetes", str(project), "-o", str(out), "--registry", "r.example.com/shop",
                      "--strict", check=False)

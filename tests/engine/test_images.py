@@ -96,6 +96,7 @@ def test_a_version_not_in_the_store_is_a_validation_error_naming_the_versions(tm
 # ---- a full image Shipyard did not build -------------------------------------------------------------
 SERVER = """#!/bin/sh
 ls / > /data/root-listing.txt
+echo "$(id -u):$(id -g)" > /data/user.txt
 exec httpd -f -p 127.0.0.1:$PORT -h /www
 """
 
@@ -117,8 +118,11 @@ def _busybox_image(layout: Path, version: str, message: str) -> None:
                 tar.addfile(info, io.BytesIO(data))
         add("bin")
         add("bin/busybox", Path("/bin/busybox").read_bytes(), 0o755)
-        for applet in ("sh", "ls", "httpd"):
+        for applet in ("sh", "ls", "httpd", "id"):
             add(f"bin/{applet}", link="busybox")
+        add("etc")
+        add("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nwww:x:101:102::/www:/bin/sh\n")
+        add("etc/group", b"root:x:0:\nweb:x:102:\n")
         add("serve.sh", SERVER.encode(), 0o755)
         add("www")
         add("www/healthz", b"ok\n")
@@ -127,7 +131,8 @@ def _busybox_image(layout: Path, version: str, message: str) -> None:
     import hashlib
     digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [digest]},
-                         "config": {"Entrypoint": ["/serve.sh"], "Env": ["PATH=/bin"], "WorkingDir": "/www"}}).encode()
+                         "config": {"Entrypoint": ["/serve.sh"], "Env": ["PATH=/bin"], "WorkingDir": "/www",
+                                                    "User": "www"}}).encode()
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
@@ -167,7 +172,8 @@ def test_a_busybox_image_runs_isolated_with_health_checks_and_rolls_without_down
     assert instance["isolation"]["sandbox"] == "bubblewrap"
     assert instance["limits"]["memory_bytes"] == 64 * 2**20
     listing = (tmp_path / "state" / "data" / "web" / "root-listing.txt").read_text().split()
-    assert sorted(listing) == ["bin", "data", "dev", "proc", "serve.sh", "tmp", "www"]  # not the host's root
+    assert sorted(listing) == ["bin", "data", "dev", "etc", "proc", "serve.sh", "tmp", "www"]  # not the host's root
+    assert (tmp_path / "state" / "data" / "web" / "user.txt").read_text().strip() == "101:102"  # the image's User
     assert plane.service("web")["artifact"]["kind"] == "full"
 
     failures: list[str] = []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.artifacts.stores import ENV_STORE, open_store
+from shipyard.artifacts.stores import default_location, open_store
 from shipyard.spec.render import render
 
 from .conftest import EXAMPLE
@@ -28,7 +28,7 @@ GOLDEN = Path(__file__).parent / "golden"
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_render_matches_golden(environment: str) -> None:
     desired = render(EXAMPLE, environment).to_dict()
-    store = open_store(os.environ[ENV_STORE])
+    store = open_store(default_location())
     for service in desired["services"].values():
         artifact = service["artifact"]
         if artifact.get("image"):

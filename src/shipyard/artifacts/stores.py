@@ -33,8 +33,13 @@ class ArtifactStore(Protocol):
     def blob(self, name: str, digest: str) -> bytes: ...
 
 
+ENV_HOME = "SHIPYARD_HOME"
+
+
 def default_location() -> str:
-    return str(Path.home() / ".shipyard" / "artifacts")
+    """The embedded store of this user: `$SHIPYARD_HOME/artifacts`, by default `~/.shipyard/artifacts`."""
+    home = os.environ.get(ENV_HOME)
+    return str((Path(home) if home else Path.home() / ".shipyard") / "artifacts")
 
 
 def store_location(explicit: str | None = None, project_store: str | None = None,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.artifacts import oci
+from shipyard.artifacts.imageuser import image_user
 from shipyard.artifacts.pull import BlobCache, pull, unpack
 from shipyard.artifacts.stores import ArtifactStore
 from shipyard.engine.model import Release
@@ -45,7 +46,8 @@ def prepare_image(store: ArtifactStore, image: str, digest: str, state_dir: Path
     if pulled.is_app:
         return f"{root.name}/{oci.APP_DIR}", ImageRun(image, digest, tuple(command), env)
     return root.name, ImageRun(image, digest, tuple(command), env, rootfs=True,
-                               workdir=str(config.get("WorkingDir") or "/"))
+                               workdir=str(config.get("WorkingDir") or "/"),
+                               user=image_user(str(config.get("User") or ""), root))
 
 
 def collect_garbage(state: Store, state_dir: Path, desired: list[Release],

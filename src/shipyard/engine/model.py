@@ -49,6 +49,7 @@ class Release:
     image: str = ""          # the artifact's name in the store
     rootfs: bool = False     # a full image: the snapshot is the instance's `/`
     workdir: str = ""        # a full image's working directory
+    user: str = ""           # a full image's `uid:gid` from its config's User ("": root, as without one)
 
     # variable → key path in secrets/<env>.yaml, and a keyed hash of their values; never the values
     secrets: tuple[tuple[str, str], ...] = ()
@@ -74,6 +75,8 @@ class Release:
         }
         if self.digest:
             data.update(digest=self.digest, image=self.image, rootfs=self.rootfs, workdir=self.workdir)
+            if self.user:
+                data["user"] = self.user
         if self.secrets:
             data.update(secrets=dict(self.secrets), secrets_digest=self.secrets_digest)
         if self.release_command:
@@ -90,7 +93,7 @@ class Release:
             command=tuple(data["command"]), env=tuple(sorted(data["env"].items())), cpu=data["cpu"],
             memory=data["memory"], readiness=Probe(**data["readiness"]), liveness=Probe(**data["liveness"]),
             startup_timeout=data["startup_timeout"], digest=data.get("digest", ""), image=data.get("image", ""),
-            rootfs=bool(data.get("rootfs", False)), workdir=data.get("workdir", ""),
+            rootfs=bool(data.get("rootfs", False)), workdir=data.get("workdir", ""), user=data.get("user", ""),
             secrets=tuple(sorted((data.get("secrets") or {}).items())), secrets_digest=data.get("secrets_digest", ""),
             release_command=tuple(data.get("release_command") or ()), release_timeout=data.get("release_timeout", 0.0),
             rerun_on_rollback=bool(data.get("rerun_on_rollback", False)),

@@ -47,7 +47,8 @@ def instance_spec(state_dir: Path, desired: DesiredState, release: Release, inst
         return InstanceSpec(
             instance_id=instance.id, service=instance.service, argv=release.command,
             snapshot_dir=state_dir / "snapshots" / release.snapshot, data_dir=data_dir, run_dir=run_dir, env=env,
-            limits=Limits(cpu=release.cpu, memory=release.memory), rootfs=True, workdir=release.workdir or "/")
+            limits=Limits(cpu=release.cpu, memory=release.memory), rootfs=True, workdir=release.workdir or "/",
+            user=release.user)
     return InstanceSpec(
         instance_id=instance.id, service=instance.service, argv=release.command,
         snapshot_dir=state_dir / "snapshots" / release.snapshot, data_dir=data_dir, run_dir=run_dir, env=env,

@@ -32,6 +32,7 @@ class ImageRun:
     env: dict[str, str] = field(default_factory=dict)
     rootfs: bool = False
     workdir: str = ""
+    user: str = ""          # a full image's `uid:gid` (its config's User, resolved in its root); "" is root
 
 
 def secret_refs(service: Service) -> dict[str, str]:
@@ -56,6 +57,8 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int], im
     }
     if image:
         fields.update(digest=image.digest, rootfs=image.rootfs, workdir=image.workdir)
+        if image.user:
+            fields["user"] = image.user
     if secrets is not None:
         fields["secrets"] = {"refs": dict(secrets.refs), "digest": secrets.digest}
     databases = tuple((g.variable, g.database) for g in grants(service))
@@ -72,6 +75,7 @@ def build_release(service: Service, snapshot: str, endpoints: dict[str, int], im
         liveness=_probe(service.health.liveness), startup_timeout=service.health.startup_timeout,
         digest=image.digest if image else "", image=image.name if image else "",
         rootfs=image.rootfs if image else False, workdir=image.workdir if image else "",
+        user=image.user if image else "",
         secrets=secrets.refs if secrets else (), secrets_digest=secrets.digest if secrets else "",
         release_command=tuple(phase.command) if phase else (), release_timeout=phase.timeout if phase else 0.0,
         rerun_on_rollback=phase.rerun_on_rollback if phase else False,

@@ -32,6 +32,7 @@ class InstanceSpec:
     hidden_dirs: tuple[Path, ...] = ()   # masked with an empty read-only tmpfs inside the sandbox
     rootfs: bool = False      # a full OCI image: snapshot_dir is the instance's `/` (bubblewrap required)
     workdir: str = "/"        # with rootfs: the working directory inside it
+    user: str = ""            # with rootfs: `uid:gid` the service runs as inside its user namespace ("": root)
 
 
 @dataclass(frozen=True)

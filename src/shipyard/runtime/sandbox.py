@@ -82,15 +82,17 @@ def rootfs_argv(spec: InstanceSpec, bwrap: str = "bwrap", status_fd: int = STATU
     """A full OCI image: its unpacked root read-only as `/`, private /dev, /proc and /tmp, the data dir at /data.
 
     The mount points exist in the root (made when it was unpacked), as bwrap cannot create them in a
-    read-only root. The host's file system is not visible at all.
+    read-only root. The host's file system is not visible at all. An image's User runs in a user namespace
+    of its own, where it is that uid:gid (mapped to the control plane's user outside, with no capability).
     """
+    user = ["--unshare-user", "--uid", spec.user.split(":")[0], "--gid", spec.user.split(":")[1]] if spec.user else []
     return [
         bwrap,
         "--ro-bind", _abs(spec.snapshot_dir), "/",
         "--dev", "/dev",
         "--proc", "/proc",
         "--tmpfs", "/tmp",
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", *user,
         "--cap-drop", "ALL",
         "--bind", _abs(spec.data_dir), ROOTFS_DATA,
         "--chdir", spec.workdir or "/",
