@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from shipyard.proxy.admin import ClusterStats
+from shipyard.proxy.traffic import TrafficHistory
 from shipyard.proxy.window import WindowStats
 from shipyard.delivery.evaluate import NO_PROMETHEUS, AnalysisEntry, Evaluation, evaluate
 from shipyard.delivery.judge import Decision
@@ -156,3 +158,18 @@ def test_decisions_judged_elsewhere_count_with_the_entries_and_show_while_holdin
     alone = asyncio.run(evaluate([], HEALTHY, PRIMARY, min_requests=50, service="catalog",
                                  release="canary", prometheus_url=None, judged=[ruled_out]))
     assert alone.verdict == "pass" and alone.decisions == (ruled_out,)
+
+
+def test_a_canary_whose_5xx_counter_envoy_restarted_mid_step_fails_its_threshold() -> None:
+    # The scrapes behind an observed wrong promotion (tests/faults/test_rollout_sequence.py, 20 % failing):
+    # the step began at 88.116; at 89.664 Envoy had re-made the canary's cluster (its third instance became
+    # ready) and the 5xx counter had started again (8 → 1) while the requests went on (40 → 113).
+    history = TrafficHistory()
+    history.add(87.641, {"alpha.primary": ClusterStats(900, 0)})
+    history.add(88.657, {"alpha.primary": ClusterStats(1000, 0), "alpha.canary": ClusterStats(40, 8)})
+    history.add(89.664, {"alpha.primary": ClusterStats(1100, 0), "alpha.canary": ClusterStats(113, 1)})
+    canary, primary = history.window("alpha.canary", 88.116), history.window("alpha.primary", 88.116)
+    assert canary is not None and primary is not None
+    evaluation = run([SUCCESS_99], canary, primary, min_requests=10)
+    assert evaluation.verdict == "fail"  # it was "pass: successRate 99.12% within min 99% (n=113)"
+    assert evaluation.summary == "fail: successRate 80% < min 99% (n=40)"

@@ -18,6 +18,8 @@ from scipy.stats import binom, norm
 from shipyard.delivery.checks import CompareCheck
 from shipyard.delivery.sequential import (allowed, excludes, judge_sequential, log_mean_exp, log_mixture, lower_bound,
                                           ratio_log_lr, upper_bound)
+from shipyard.proxy.admin import ClusterStats
+from shipyard.proxy.traffic import TrafficHistory
 from shipyard.proxy.window import WindowStats
 
 ENVOY_BOUNDS = np.array([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
@@ -226,3 +228,17 @@ def test_confidence_bounds_cover() -> None:
     missed = ((upper < 0.03) | (lower_bound(k, n, ALPHA) > 0.03)).any(axis=1)
     assert missed.mean() <= ALPHA
     assert (excludes(k, n, 0.05, ALPHA) == (upper < 0.05)).mean() > 0.999  # equal but at the search's precision
+
+
+def test_the_scrape_in_which_envoy_re_made_the_canarys_cluster_is_left_out_of_the_evidence() -> None:
+    # The canary's 5xx counter started again at a cluster update (8 → 1) while its requests went on (40 → 113):
+    # that scrape's increment would have been 113 requests with 1 error, diluting 20 % into 5.9 %.
+    history = TrafficHistory()
+    history.add(87.641, {"alpha.primary": ClusterStats(900, 0)})
+    history.add(88.657, {"alpha.primary": ClusterStats(1000, 0), "alpha.canary": ClusterStats(40, 8)})
+    history.add(89.664, {"alpha.primary": ClusterStats(1100, 0), "alpha.canary": ClusterStats(113, 1)})
+    decision = judge_sequential(CompareCheck("errorRate", 0.0, 0.95), history.increments("alpha.canary", 88.0),
+                                history.increments("alpha.primary", 88.0))
+    assert decision.verdict == "fail"
+    assert decision.inputs["canary"]["requests"] == 40 and decision.inputs["canary"]["events"] == 8
+    assert "canary 5xx 20% (8/40)" in decision.reason

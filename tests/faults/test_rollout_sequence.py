@@ -3,6 +3,10 @@
 Before the fix, the pass after the promoted canary's old primary stopped raised `invalid data plane:
 route alpha uses unknown clusters [...]`, the reconcile loop ended, and the next apply (beta's
 blue-green rollout) was accepted but never acted on.
+
+The first rollout (20 % failing) also passed its step about one run in five: its third instance became ready
+mid-step, Envoy re-made the canary's cluster and started its 5xx counter again from zero while the requests
+went on, so the window read "successRate 100% (n=80)" (see proxy/traffic.py).
 """
 
 from __future__ import annotations
@@ -34,8 +38,6 @@ def beta(version: str = "1.0.0") -> dict[str, Any]:
                                                             "blueGreen": {"scaleDownDelay": "1s"}})
 
 
-@pytest.mark.xfail(reason="open bug found at the last merge: with the merged sequential runner a canary judged by "
-                   "threshold entries only (successRate, 20 % failing) can pass its step; see the stop note", strict=False)
 def test_a_rolled_back_then_promoted_canary_leaves_the_loop_running_for_the_next_rollout(plane):
     cp = plane([alpha(), beta()])
     cp.up()

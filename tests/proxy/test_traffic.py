@@ -80,12 +80,68 @@ def test_a_window_stays_cumulative_when_envoys_approximate_buckets_dip() -> None
     assert window is not None and window.latency_buckets == ((1.0, 226), (10.0, 226), (INF, 230))
 
 
-def test_a_histogram_restarted_by_a_cluster_update_leaves_the_counters_alone() -> None:
+def test_an_interval_in_which_a_cluster_update_restarted_the_histogram_counts_for_nothing() -> None:
     history = TrafficHistory()
+    history.add(95.0, {"a.r1": stats(400, 4)})
     history.add(100.0, {"a.r1": stats(500, 5)})
     history.add(105.0, {"a.r1": ClusterStats(560, 6, ((10.0, 40), (100.0, 50), (INF, 50)))})
+    history.add(110.0, {"a.r1": ClusterStats(600, 9, ((10.0, 70), (100.0, 90), (INF, 90)))})
+    window = history.window("a.r1", 95.0)
+    # The update may have restarted the 5xx counter too: only the intervals before and after it count.
+    assert (window.requests, window.errors_5xx, window.latency_count, window.seconds) == (140, 4, 140, 10.0)
+
+
+def test_a_5xx_counter_restarted_by_a_cluster_update_does_not_make_a_failing_canary_look_healthy() -> None:
+    # The scrapes of an observed wrong promotion (tests/faults/test_rollout_sequence.py): the canary's third
+    # instance became ready mid-step, Envoy made a new cluster, and its 5xx counter started again (8 → 1)
+    # while the requests went on (40 → 113). The window said 113 requests, 1 error: 99.1 %, a pass.
+    history = TrafficHistory()
+    history.add(1795671487.641, {"alpha.primary": stats(900, 0)})
+    history.add(1795671488.657, {"alpha.primary": stats(1000, 0), "alpha.canary": stats(40, 8)})
+    history.add(1795671489.664, {"alpha.primary": stats(1100, 0), "alpha.canary": ClusterStats(113, 1)})
+    window = history.window("alpha.canary", 1795671488.116)
+    assert window is not None and (window.requests, window.errors_5xx) == (40, 8)
+    assert window.success_rate == 80.0
+    assert history.window("alpha.primary", 1795671488.116).requests == 200  # nothing happened to the primary
+    steps = history.increments("alpha.canary", 1795671488.116)
+    assert [(w.requests, w.errors_5xx) for w in steps] == [(40, 8), (0, 0)]
+
+
+def test_a_5xx_counter_gone_from_the_scrape_after_an_update_counts_as_one() -> None:
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": ClusterStats(31, 10)})
+    history.add(101.0, {"a.r1": ClusterStats(92, 0)})  # `usedonly`: the new cluster served no 5xx yet
+    history.add(102.0, {"a.r1": ClusterStats(150, 12)})
+    assert (history.window("a.r1", 100.0).requests, history.window("a.r1", 100.0).errors_5xx) == (58, 12)
+
+
+def test_an_update_the_counters_cannot_show_is_told_by_the_router() -> None:
+    # After the update the new 5xx counter caught up with the old one before the next scrape (10 → 10):
+    # nothing went down, only the router knows the cluster changed.
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": ClusterStats(0, 0)})
+    history.add(101.0, {"a.r1": ClusterStats(50, 10)})
+    history.updated("a.r1", 101.2, 101.3)
+    history.add(102.0, {"a.r1": ClusterStats(100, 10)})
+    history.add(103.0, {"a.r1": ClusterStats(150, 10)})  # within SETTLE_S of the update: the old cluster may live on
+    history.add(104.5, {"a.r1": ClusterStats(200, 20)})
     window = history.window("a.r1", 100.0)
-    assert (window.requests, window.errors_5xx, window.latency_count) == (60, 1, 50)
+    assert (window.requests, window.errors_5xx, window.seconds) == (100, 20, 2.5)
+    assert history.window("other.r1", 100.0).seconds == 4.5  # an update of one cluster is its own
+
+
+def test_an_update_inside_a_thinned_interval_still_counts_for_nothing() -> None:
+    history = TrafficHistory(keep_s=900.0, fine_s=5.0, coarse_s=10.0)
+    history.add(0.0, {"a.r1": ClusterStats(0, 0)})
+    history.add(1.0, {"a.r1": ClusterStats(10, 5)})
+    history.add(2.0, {"a.r1": ClusterStats(20, 1)})    # the update, seen
+    history.add(3.0, {"a.r1": ClusterStats(30, 6)})
+    for at in range(4, 20):
+        history.add(float(at), {"a.r1": ClusterStats(30 + 10 * (at - 3), 6 + 5 * (at - 3))})
+    times = [sample.at for sample in history._samples]
+    assert 2.0 not in times and 1.0 not in times  # thinned
+    window = history.window("a.r1", 0.0)
+    assert window.errors_5xx * 2 == window.requests  # every interval counted is half errors
 
 
 def test_older_scrapes_are_thinned_and_unchanged_clusters_share_their_value() -> None:

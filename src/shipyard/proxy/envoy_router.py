@@ -10,7 +10,7 @@ from pathlib import Path
 from shipyard.errors import DataPlaneError
 from shipyard.proxy import envoy
 from shipyard.proxy.admin import Admin
-from shipyard.proxy.model import DataPlane, Endpoint
+from shipyard.proxy.model import Cluster, DataPlane, Endpoint
 from shipyard.proxy.ports import free_port
 from shipyard.proxy.publish import publish
 from shipyard.proxy.traffic import TrafficHistory
@@ -31,6 +31,7 @@ class EnvoyRouter:
         self._lock = asyncio.Lock()
         self._shut_down = False  # after `down`, the watchdog must not bring Envoy back
         self.traffic = TrafficHistory()
+        self._published: dict[str, Cluster] = {}  # the clusters of the last plane published, by name
         self._scraped_at = 0.0
         self._stats_admin: Admin | None = None  # kept open: a scrape a second must not build a client each time
 
@@ -58,12 +59,20 @@ class EnvoyRouter:
             if self._shut_down:
                 return  # after `down`: a late reconcile pass must not bring Envoy back
             handle = await self._ensure()
+            # Envoy makes a new cluster of a changed one, and its 5xx counter and histogram may start again
+            # from zero unseen: the traffic history must not count across that (see proxy/traffic.py).
+            changed = [c.name for c in plane.clusters if c.name in self._published and self._published[c.name] != c]
+            started = time.time()
             try:
                 await publish(plane, handle)
                 self.problem = None
             except DataPlaneError as exc:
                 self.problem = str(exc)
                 raise
+            finally:
+                for name in changed:
+                    self.traffic.updated(name, started, time.time())
+            self._published = {c.name: c for c in plane.clusters}
 
     async def drain(self, cluster: str, endpoint: Endpoint, timeout: float) -> None:
         if self.handle is None or not envoy.is_alive(self.handle):

@@ -1,15 +1,26 @@
 """What each release served over a recent window: timestamped scrapes of Envoy's cumulative stats.
 
-Envoy only keeps cumulative counters and histograms; a window is the difference between the
-newest scrape and the newest scrape at or before the window's start. The history is a bounded
-in-memory ring: metrics are about the last minutes, and a restarted control plane simply starts
-a new history (Envoy's counters themselves survive it).
+Envoy only keeps cumulative counters and histograms; a window is the sum of the differences between
+consecutive scrapes from the newest scrape at or before the window's start to the newest one. The
+history is a bounded in-memory ring: metrics are about the last minutes, and a restarted control
+plane simply starts a new history (Envoy's counters themselves survive it).
+
+Envoy's counters do not all go on together. `upstream_rq_completed` is declared by every cluster and
+carried over when the cluster is updated (an endpoint added or removed is a CDS update here), but the
+response-code counters (`upstream_rq_5xx`) and the latency histogram are made on first use: an update
+drops them with the old cluster, and they count again from zero, at a moment the scrapes cannot see
+(envoyproxy/envoy#43984). The difference of two scrapes across such an update would set the 5xx
+since the update against the requests of the whole interval, so a failing canary could look healthy.
+An interval in which a cluster was updated (its 5xx counter or histogram went down, or the router
+said it changed the cluster) therefore counts for nothing in that cluster's windows; an interval in
+which the requests went down (Envoy restarted, or the cluster was re-created) counts from zero.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.proxy.window import WindowStats
@@ -18,12 +29,17 @@ from shipyard.proxy.admin import ClusterStats
 KEEP_S = 900.0  # longest window anyone asks for (analysis intervals, `status`), plus slack
 FINE_S = 120.0  # scrapes younger than this are all kept; older ones are thinned out …
 COARSE_S = 10.0  # … to one every ten seconds, which keeps a busy environment's history small
+SETTLE_S = 1.0  # after a cluster update is confirmed, how long the old cluster may still count (in-flight requests)
 
 
 @dataclass(frozen=True)
 class Sample:
     at: float                                  # time.time() of the scrape
     clusters: dict[str, ClusterStats]          # cumulative, by model cluster name
+    # Since the previous sample kept: clusters whose counters all started again from zero (Envoy restarted,
+    # the cluster was re-created), and clusters that were updated (their lazily made stats may have restarted).
+    restarted: frozenset[str] = field(default=frozenset())
+    updated: frozenset[str] = field(default=frozenset())
 
 
 class TrafficHistory:
@@ -32,22 +48,38 @@ class TrafficHistory:
     def __init__(self, keep_s: float = KEEP_S, fine_s: float = FINE_S, coarse_s: float = COARSE_S) -> None:
         self.keep_s, self.fine_s, self.coarse_s = keep_s, fine_s, coarse_s
         self._samples: list[Sample] = []
+        self._updates: dict[str, list[tuple[float, float]]] = {}  # cluster → (from, to) of each update
 
     def add(self, at: float, clusters: dict[str, ClusterStats]) -> None:
         if self._samples and at <= self._samples[-1].at:
             return  # out of order (two scrapes racing): the newer one is already there
+        restarted: frozenset[str] = frozenset()
+        updated: frozenset[str] = frozenset()
         if self._samples:
             # A cluster without traffic since the last scrape shares that scrape's value: idle costs nothing.
             previous = self._samples[-1].clusters
             clusters = {name: previous[name] if previous.get(name) == stats else stats
                         for name, stats in clusters.items()}
-        self._samples.append(Sample(at, clusters))
+            restarted, updated = _changes(previous, clusters)
+        self._samples.append(Sample(at, clusters, restarted, updated))
         # Samples age into the coarse region one at a time: keep its newest only if far enough from the one before.
         coarse = bisect.bisect_left([s.at for s in self._samples], at - self.fine_s)
         if coarse >= 2 and self._samples[coarse - 1].at - self._samples[coarse - 2].at < self.coarse_s:
+            gone, after = self._samples[coarse - 1], self._samples[coarse]
+            # The interval after the dropped scrape now starts where its interval did: it inherits what happened there.
+            self._samples[coarse] = Sample(after.at, after.clusters, after.restarted | gone.restarted,
+                                           after.updated | gone.updated)
             del self._samples[coarse - 1]
         while len(self._samples) > 2 and self._samples[1].at < at - self.keep_s:
             del self._samples[0]  # keep one sample older than `keep_s` as the base of the longest window
+        oldest = self._samples[0].at
+        self._updates = {name: kept for name, spans in self._updates.items()
+                         if (kept := [span for span in spans if span[1] >= oldest])}
+
+    def updated(self, cluster: str, started: float, confirmed: float) -> None:
+        """The router changed `cluster` between `started` and `confirmed` (Envoy made a new cluster of it):
+        the scrape intervals around that time do not count in its windows (see the module docstring)."""
+        self._updates.setdefault(cluster, []).append((started, confirmed + SETTLE_S))
 
     @property
     def latest(self) -> Sample | None:
@@ -57,18 +89,17 @@ class TrafficHistory:
         """Traffic of `cluster` from `since` to the newest scrape; None before two scrapes span it.
 
         The base is the newest scrape at or before `since` (or the oldest kept one, so a young
-        history still answers with what it saw). A counter that went down means Envoy restarted:
-        the window then counts from zero at that restart. A histogram that went down alone was
-        restarted by a cluster update: latency then counts from that update, requests do not.
+        history still answers with what it saw). Intervals in which the cluster was updated count
+        for nothing (not even their seconds); requests that went down (Envoy restarted) count from
+        zero at that restart. See the module docstring.
         """
         if len(self._samples) < 2:
             return None
         times = [s.at for s in self._samples]
-        index = max(0, bisect.bisect_right(times, since) - 1)
-        base, last = self._samples[index], self._samples[-1]
-        if base is last:
-            base = self._samples[-2]
-        return _between(base, last, cluster)
+        index = min(max(0, bisect.bisect_right(times, since) - 1), len(self._samples) - 2)
+        updates = self._updates.get(cluster, [])
+        return _sum(_interval(earlier, later, cluster, updates)
+                    for earlier, later in zip(self._samples[index:], self._samples[index + 1:]))
 
     def increments(self, cluster: str, since: float) -> list[WindowStats]:
         """Traffic of `cluster` between each pair of consecutive scrapes from `since` on, oldest first.
@@ -76,12 +107,14 @@ class TrafficHistory:
         The first pair starts at the newest scrape at or before `since`; every call with the same
         `since` on the same history gives the same pairs, whatever the cluster (so two releases'
         increments line up scrape by scrape). Older scrapes are thinned out (see `add`): their
-        increments then span ten seconds instead of one.
+        increments then span ten seconds instead of one. An interval in which the cluster was
+        updated is empty (0 requests in 0 seconds): it carries no information.
         """
         times = [s.at for s in self._samples]
         start = max(0, bisect.bisect_right(times, since) - 1)
         pairs = zip(self._samples[start:], self._samples[start + 1:])
-        return [_between(earlier, later, cluster) for earlier, later in pairs]
+        updates = self._updates.get(cluster, [])
+        return [_sum((_interval(earlier, later, cluster, updates),)) for earlier, later in pairs]
 
     def cumulative(self, cluster: str) -> ClusterStats:
         """Everything Envoy counted for `cluster` since it (re)started, as of the newest scrape."""
@@ -89,19 +122,48 @@ class TrafficHistory:
         return latest.clusters.get(cluster, ClusterStats()) if latest else ClusterStats()
 
 
-def _between(base: Sample, last: Sample, cluster: str) -> WindowStats:
-    """Traffic of `cluster` from scrape `base` to scrape `last` (see `TrafficHistory.window`)."""
-    later = last.clusters.get(cluster, ClusterStats())
-    earlier = base.clusters.get(cluster, ClusterStats())
-    if later.requests < earlier.requests or later.errors_5xx < earlier.errors_5xx:
-        earlier = ClusterStats()  # counters went down: Envoy restarted
-    elif _reset(earlier, later):
-        # Envoy starts a cluster's histogram afresh when the cluster is updated (an endpoint
-        # added or removed) while its counters go on: latency counts from that update.
-        earlier = ClusterStats(earlier.requests, earlier.errors_5xx, ())
-    delta = later - earlier
-    return WindowStats(requests=delta.requests, errors_5xx=min(delta.errors_5xx, delta.requests),
-                       seconds=max(0.0, last.at - base.at), latency_buckets=_cumulative(delta.latency_buckets))
+def _changes(previous: dict[str, ClusterStats], current: dict[str, ClusterStats]) -> tuple[frozenset[str], frozenset[str]]:
+    """Which clusters restarted all their counters (requests went down), and which were updated (their 5xx
+    counter or histogram went down while the requests went on) between two consecutive scrapes."""
+    restarted, updated = set(), set()
+    for name in previous.keys() | current.keys():
+        earlier, later = previous.get(name, ClusterStats()), current.get(name, ClusterStats())
+        if later.requests < earlier.requests:
+            restarted.add(name)
+        elif later.errors_5xx < earlier.errors_5xx or _reset(earlier, later):
+            updated.add(name)
+    return frozenset(restarted), frozenset(updated)
+
+
+Interval = tuple[ClusterStats, float]
+"""What a cluster served between two consecutive scrapes, and over how many seconds."""
+
+
+def _interval(earlier: Sample, later: Sample, cluster: str, updates: list[tuple[float, float]]) -> Interval:
+    """What `cluster` served from scrape `earlier` to the next one kept, `later` (see the module docstring)."""
+    if cluster in later.updated or any(start < later.at and earlier.at < end for start, end in updates):
+        return ClusterStats(), 0.0   # the cluster was updated meanwhile: its 5xx may have restarted unseen
+    after = later.clusters.get(cluster, ClusterStats())
+    if cluster in later.restarted:
+        return after, later.at - earlier.at  # Envoy restarted: everything counts from zero
+    return after - earlier.clusters.get(cluster, ClusterStats()), later.at - earlier.at
+
+
+def _sum(intervals: Iterable[Interval]) -> WindowStats:
+    """One window from consecutive intervals; latency from the last run of intervals with the same bounds."""
+    requests = errors = 0
+    seconds = 0.0
+    buckets: list[tuple[float, int]] = []
+    for stats, length in intervals:
+        requests += stats.requests
+        errors += min(stats.errors_5xx, stats.requests)
+        seconds += length
+        if stats.latency_buckets:
+            if [b for b, _ in buckets] != [b for b, _ in stats.latency_buckets]:
+                buckets = [(b, 0) for b, _ in stats.latency_buckets]
+            buckets = [(b, n + m) for (b, n), (_, m) in zip(buckets, stats.latency_buckets)]
+    return WindowStats(requests=requests, errors_5xx=min(errors, requests), seconds=max(0.0, seconds),
+                       latency_buckets=_cumulative(tuple(buckets)))
 
 
 def _reset(earlier: ClusterStats, later: ClusterStats) -> bool:
