@@ -77,14 +77,17 @@ def locate(state_dir: Path, engine: str = "postgres") -> ServerLocation:
     return location
 
 
-def prepare(location: ServerLocation) -> ServerLocation:
-    """Create the server's directories on first use; root: in the state dir if `postgres` can reach it."""
+def prepare(location: ServerLocation, traverse: bool = True) -> ServerLocation:
+    """Create the server's directories on first use; root: in the state dir if `postgres` can reach it.
+
+    TRAVERSE=False: the server never needs the path (it is started in its directory, see `redis`).
+    """
     location.state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if location.linked or not location.as_root:
-        _make_own(location.root, location)
+    if location.linked or not location.as_root or not traverse:
+        make_own(location.root, location)
         return location
     grant_traversal(location)
-    _make_own(location.root, location)
+    make_own(location.root, location)
     if _can_enter(location):
         return location
     # An ancestor of the state dir keeps `postgres` out: close the state dir again and live in /var/lib.
@@ -96,7 +99,7 @@ def prepare(location: ServerLocation) -> ServerLocation:
     root = LEGACY_ROOT / location.engine / digest
     root.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     moved = ServerLocation(location.engine, location.state, root, root / "socket", location.user, True, linked=True)
-    _make_own(root, moved)
+    make_own(root, moved)
     location.link.symlink_to(root)
     return moved
 
@@ -117,14 +120,14 @@ def grant_traversal(location: ServerLocation) -> None:
 def ensure_socket_dir(location: ServerLocation) -> None:
     """The socket's directory (under /run it is gone after a reboot), private to the server's user."""
     location.socket_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    _make_own(location.socket_dir, location)
+    make_own(location.socket_dir, location)
 
 
 def as_user(location: ServerLocation, argv: list[str]) -> list[str]:
     return ["runuser", "-u", location.user, "--", *argv] if location.as_root else argv
 
 
-def _make_own(directory: Path, location: ServerLocation) -> None:
+def make_own(directory: Path, location: ServerLocation) -> None:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if location.as_root:
         account = _account(location.user)
