@@ -18,6 +18,10 @@ goes where its state goes (and with it when the state dir is removed). Who runs 
   (`redis-server` for Redis) points there (the layout of earlier versions, which keeps working as it is: an existing link is
   followed, its data is never moved).
 
+Redis as root needs none of this: it is started in its directory and never walks the path
+(`prepare(..., traverse=False)`, see `shipyard.data.redis`); PostgreSQL cannot be, as it resolves its
+data directory to an absolute path and `pg_ctl` must find it again.
+
 The Unix socket (the superuser's way in) goes to a short private directory under `/run` (root) or
 `$XDG_RUNTIME_DIR`/the temp dir: a socket path must stay under 108 bytes, which a state dir's may not.
 """
