@@ -13,15 +13,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
 from shipyard.data.postgres import Grant, PostgresServer
 from tests.controlplane import ControlPlane, free_port, http_get, pid_alive, wait_for
+from tests.databases import psql as _psql
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
 
@@ -36,14 +35,6 @@ def _prod_copy(target: Path) -> Path:
                         "    env:\n      CATALOG_CURRENCY: USD\n    databases: [{name: catalog}]\n", 1)
     overlay.write_text(text)
     return target
-
-
-def _psql(url: str, sql: str, database: str | None = None) -> subprocess.CompletedProcess[str]:
-    parts = urlparse(url)
-    env = {"PATH": os.environ["PATH"], "PGPASSWORD": parts.password or "", "PGCONNECT_TIMEOUT": "5"}
-    return subprocess.run(["psql", "-X", "-At", "-h", parts.hostname or "", "-p", str(parts.port), "-U",
-                           parts.username or "", "-d", database or parts.path.lstrip("/"), "-c", sql],
-                          env=env, capture_output=True, text=True, timeout=30)
 
 
 def _post_order(endpoint: str, product_id: int) -> dict:

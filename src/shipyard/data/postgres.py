@@ -12,14 +12,12 @@ PostgreSQL on stdin, never in argv.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.data import credentials
 from shipyard.data import location as locations
 from shipyard.data.errors import DatabaseError
 
@@ -129,7 +127,7 @@ class PostgresServer:
         self.socket_dir = self.location.socket_dir
         self.passwords.mkdir(mode=0o700, parents=True, exist_ok=True)  # root's alone: the server never reads them
         if not (self.state / "port").exists():
-            (self.state / "port").write_text(str(_free_port()))
+            (self.state / "port").write_text(str(credentials.free_port()))
         self._as_postgres([str(binaries() / "initdb"), "-D", str(self.data), "-U", self.superuser, "-E", "UTF8",
                            "--auth-local=peer", "--auth-host=scram-sha-256", "--no-instructions"])
         self._write_hba([])
@@ -169,25 +167,12 @@ class PostgresServer:
 
     def rotate(self, role: str) -> None:
         """A new password for ROLE; sessions already open keep working, new ones need the new password."""
-        path = self.passwords / role
-        if not path.exists():
-            raise DatabaseError(f"no database role {role!r} in this environment")
-        path.unlink()
+        credentials.forget(self.passwords, role, "database role")
         password = self.password(role, create=True)
         self.sql(f"ALTER ROLE {_ident(role)} PASSWORD {_literal(password)};")
 
     def password(self, role: str, create: bool = False) -> str:
-        path = self.passwords / role
-        try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            if not create:
-                raise DatabaseError(f"no password for database role {role!r}: apply the project first") from None
-        value = secrets.token_urlsafe(24)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(value)
-        return value
+        return credentials.password(self.passwords, role, create, "database role")
 
     def url(self, grant: Grant) -> str:
         return f"postgresql://{grant.role}:{self.password(grant.role)}@127.0.0.1:{self.port}/{grant.database}"
@@ -206,9 +191,3 @@ def _ident(name: str) -> str:
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
+from shipyard.data import credentials
 from shipyard.data import location as locations
 from shipyard.data.errors import DatabaseError
 from shipyard.data.postgres import Grant
@@ -125,7 +124,7 @@ class RedisServer:
         locations.make_own(self.data, self.location)
         self.passwords.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not (self.state / "redis-port").exists():
-            (self.state / "redis-port").write_text(str(_free_port()))
+            (self.state / "redis-port").write_text(str(credentials.free_port()))
         self._write_acl([])
 
     def _account(self):  # noqa: ANN202 - pwd.struct_passwd
@@ -156,26 +155,13 @@ class RedisServer:
 
     def rotate(self, role: str) -> None:
         """A new password for ROLE; connections already authenticated keep working."""
-        path = self.passwords / role
-        if not path.exists():
-            raise DatabaseError(f"no Redis user {role!r} in this environment")
-        path.unlink()
+        credentials.forget(self.passwords, role, "Redis user")
         self.password(role, create=True)
         self._write_acl(self._granted())
         self.admin("ACL", "LOAD")
 
     def password(self, role: str, create: bool = False) -> str:
-        path = self.passwords / role
-        try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            if not create:
-                raise DatabaseError(f"no password for Redis user {role!r}: apply the project first") from None
-        value = secrets.token_urlsafe(24)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(value)
-        return value
+        return credentials.password(self.passwords, role, create, "Redis user")
 
     def url(self, grant: Grant) -> str:
         return f"redis://{grant.role}:{self.password(grant.role)}@127.0.0.1:{self.port}/0"
@@ -212,9 +198,3 @@ class RedisServer:
 
 def _sha256(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
