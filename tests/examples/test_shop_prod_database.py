@@ -80,3 +80,8 @@ def test_prod_orders_writes_its_own_postgres_database_that_catalog_cannot_reach(
     listed = wait_for(lambda: json.loads(http_get(f"http://{endpoint}/orders")[2]), 30, 0.2, "orders to answer")
     assert sorted(order["id"] for order in listed) == sorted(order["id"] for order in placed)
     assert _post_order(endpoint, 1)["id"] > max(order["id"] for order in placed)
+
+    server.stop("immediate")  # PostgreSQL crashes: the control plane starts it again, it recovers from its WAL
+    wait_for(lambda: "PostgreSQL is back" in prod.cli("events", "-o", "json").stdout, 60, 0.2, "PostgreSQL again")
+    status, _, body = http_get(f"http://{endpoint}/orders")  # the instances' pooled connections were cut
+    assert status == 200 and len(json.loads(body)) == len(placed) + 1, "no committed row lost, no failed request"

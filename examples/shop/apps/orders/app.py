@@ -454,10 +454,17 @@ def database() -> Iterator[Database]:
         return
     with _pool_slots:
         connection = _pool.getconn()
-        try:
+        try:  # a ping first (as SQLAlchemy's pool_pre_ping): a connection PostgreSQL cut when it restarted
+            connection.autocommit = True  # is replaced before the request's statement is sent
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except psycopg2.Error:
+            _pool.putconn(connection, close=True)
+            connection = _pool.getconn()
             connection.autocommit = True
+        try:
             yield Database(connection)
-        finally:  # a connection broken by a PostgreSQL restart is dropped, not handed to the next request
+        finally:  # a connection broken during the request is dropped, not handed to the next one
             _pool.putconn(connection, close=bool(connection.closed))
 
 
