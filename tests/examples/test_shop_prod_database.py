@@ -3,7 +3,8 @@
 A copy of examples/shop brought up as prod by a real control plane, trimmed for speed (catalog and
 orders only, fewer replicas, free ports) and with a database for catalog too, so that catalog has a
 role whose credentials can be tried against orders' database. The real PostgreSQL server of the
-environment, the real sandboxed orders instances (system python3 + Debian's psycopg2).
+environment, the real sandboxed orders instances (their python3 + Debian's psycopg2). Committed rows
+survive a restart of the control plane and a crash of PostgreSQL, and the crash fails no request.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ PostgreSQL on stdin, never in argv.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         if self.running():
             self._as_postgres([str(binaries() / "pg_ctl"), "stop", "-D", str(self.data), "-m", mode, "-w"], check=False)
+            with contextlib.suppress(OSError):  # its socket is gone: leave no empty directory in /run
+                self.socket_dir.rmdir()
 
     def remove(self) -> None:
         """Stop the server and delete its data (`shipyard down --purge`, tests)."""
