@@ -48,9 +48,11 @@ def provide(state_dir: Path, services: dict[str, Service]) -> dict[str, str]:
             servers[engine].ensure(mine)
     digests = {}
     for name, found in wanted.items():
-        engines = sorted({engine_of(g.variable) for g in found})
-        text = "|".join(f"{e}:{found[0].role}:{servers[e].password(found[0].role)}:{servers[e].port}" for e in engines)
-        digests[name] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        engines, role = {engine_of(g.variable) for g in found}, found[0].role
+        parts = [f"{role}:{servers['postgres'].password(role)}:{servers['postgres'].port}"] if "postgres" in engines else []
+        if "redis" in engines:  # (PostgreSQL's part alone is what earlier versions hashed: no needless new release)
+            parts.append(f"redis:{role}:{servers['redis'].password(role)}:{servers['redis'].port}")
+        digests[name] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return digests
 
 
