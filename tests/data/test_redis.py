@@ -7,6 +7,7 @@ Redis (append-only file) and a restart of the control plane.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -127,9 +128,22 @@ def test_the_control_plane_gives_redis_url_supervises_redis_and_keeps_the_keys(p
                            input="GET cache:greeting\nGET sessions:x\n", capture_output=True, text=True, timeout=60)
     assert shell.returncode == 0 and shell.stdout.splitlines()[0] == "hello", shell
     assert "NOPERM" in shell.stdout, "the shell is orders' user, not an admin"
-    backup = subprocess.run([*SHIPYARD, "db", "backup", "orders", "-o", "x", "--state-dir", str(plane.state_dir)],
-                            capture_output=True, text=True, timeout=60)
-    assert backup.returncode == 1 and backup.stderr.startswith("Error: ") and "Redis database" in backup.stderr
+    dump = plane.state_dir.parent / "cache.backup"
+    client = redis.Redis.from_url(orders_url)
+    client.set("cache:ttl", "soon", px=600_000)
+    plane.cli("db", "backup", "orders", "-o", str(dump))
+    client.delete("cache:greeting", "cache:ttl")
+    client.set("cache:later", "kept")
+    plane.cli("db", "restore", "orders", "-i", str(dump))
+    assert client.get("cache:greeting") == b"hello" and client.get("cache:later") == b"kept"
+    assert 0 < client.pttl("cache:ttl") <= 600_000, "the TTL comes back with the key"
+    foreign = plane.state_dir.parent / "foreign.backup"
+    entry = json.loads(dump.read_text().splitlines()[0])
+    foreign.write_text(json.dumps({**entry, "key": base64.b64encode(b"sessions:stolen").decode()}) + "\n")
+    refused = subprocess.run([*SHIPYARD, "db", "restore", "orders", "-i", str(foreign), "--state-dir",
+                              str(plane.state_dir)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and "outside database" in refused.stderr
+    assert redis.Redis.from_url(catalog_url).get("sessions:stolen") is None
 
     password = urlparse(orders_url).password or ""
     texts = [plane.cli("status", "-o", "json").stdout, plane.cli("events", "-o", "json").stdout, shell.stdout,

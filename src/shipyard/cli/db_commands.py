@@ -2,8 +2,8 @@
 
 Each runs the PostgreSQL client as the service's role, with the password in the client's environment
 (PGPASSWORD), never in argv and never printed; for a Redis database `shell` runs `redis-cli` as the
-service's ACL user (REDISCLI_AUTH), and backup/restore are not offered (its append-only file is the
-durable copy).
+service's ACL user (REDISCLI_AUTH), and backup/restore copy the keys under the database's prefix
+(DUMP/RESTORE, as Shipyard's own ACL user).
 """
 
 from __future__ import annotations
@@ -35,14 +35,6 @@ Examples:
 """)
 def db() -> None:
     """Reach a service's database (the environment's PostgreSQL or Redis): shell, backup, restore, rotate."""
-
-
-def _target(state_dir: Path | None, service: str, database: str | None) -> tuple[Path, PostgresServer, str]:
-    state, name, engine = _find(state_dir, service, database)
-    if engine != "postgres":
-        raise DatabaseError(f"database {name!r} of {service!r} is a Redis database: only `shipyard db shell` and "
-                            "`rotate` reach it")
-    return state, PostgresServer(state), name
 
 
 def _find(state_dir: Path | None, service: str, database: str | None) -> tuple[Path, str, str]:
@@ -115,9 +107,14 @@ Examples:
 @DATABASE_OPTION
 @STATE_DIR_OPTION
 def backup(service: str, output: Path, database: str | None, state_dir: Path | None) -> None:
-    """Dump SERVICE's database to a file (pg_dump -Fc)."""
-    _, server, name = _target(state_dir, service, database)
-    _run(["pg_dump", "-Fc", "--no-owner", "-d", name, "-f", str(output)], _client_env(server, service), "backup")
+    """Dump SERVICE's database to a file (pg_dump -Fc; Redis: its keys, DUMP payloads and TTLs)."""
+    state, name, engine = _find(state_dir, service, database)
+    if engine == "redis":
+        count = RedisServer(state).backup(name, output)
+        info(f"{service}: {count} keys of Redis database {name} written to {output}")
+        return
+    _run(["pg_dump", "-Fc", "--no-owner", "-d", name, "-f", str(output)], _client_env(PostgresServer(state), service),
+         "backup")
     info(f"{service}: database {name} written to {output}")
 
 
@@ -131,10 +128,14 @@ Examples:
 @DATABASE_OPTION
 @STATE_DIR_OPTION
 def restore(service: str, source: Path, database: str | None, state_dir: Path | None) -> None:
-    """Restore SERVICE's database from a backup, replacing the objects it contains."""
-    _, server, name = _target(state_dir, service, database)
+    """Restore SERVICE's database from a backup, replacing the objects (Redis: the keys) it contains."""
+    state, name, engine = _find(state_dir, service, database)
+    if engine == "redis":
+        count = RedisServer(state).restore(name, source)
+        info(f"{service}: {count} keys of Redis database {name} restored from {source}")
+        return
     _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", name, str(source)],
-         _client_env(server, service), "restore")
+         _client_env(PostgresServer(state), service), "restore")
     info(f"{service}: database {name} restored from {source}")
 
 

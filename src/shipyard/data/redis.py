@@ -18,7 +18,9 @@ manages the server as its own `shipyard` ACL user through `redis-cli`, password 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -166,6 +168,44 @@ class RedisServer:
     def url(self, grant: Grant) -> str:
         return f"redis://{grant.role}:{self.password(grant.role)}@127.0.0.1:{self.port}/0"
 
+    def backup(self, database: str, output: Path) -> int:
+        """Write the keys of DATABASE (its prefix) to OUTPUT, one JSON line each (DUMP payload, TTL); the count."""
+        client, count = self._client(), 0
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            for key in client.scan_iter(match=_escape(key_prefix(database)) + "*", count=500):
+                payload, ttl = client.dump(key), client.pttl(key)
+                if payload is None:  # expired between SCAN and DUMP
+                    continue
+                handle.write(json.dumps({"key": _b64(key), "ttl": max(ttl, 0), "value": _b64(payload)}) + "\n")
+                count += 1
+        return count
+
+    def restore(self, database: str, source: Path) -> int:
+        """Restore the keys of a `backup` file (replacing those it holds); a key outside DATABASE is refused."""
+        entries = []
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            try:
+                entry = json.loads(line)
+                key, payload = base64.b64decode(entry["key"]), base64.b64decode(entry["value"])
+                ttl = int(entry["ttl"])
+            except (ValueError, KeyError, TypeError):
+                raise DatabaseError(f"{source}:{number}: not a line of `shipyard db backup` (Redis)") from None
+            if not key.startswith(key_prefix(database).encode()):
+                raise DatabaseError(f"{source}:{number}: key outside database {database!r}; nothing restored")
+            entries.append((key, ttl, payload))
+        pipeline = self._client().pipeline(transaction=True)
+        for key, ttl, payload in entries:
+            pipeline.restore(key, ttl, payload, replace=True)
+        pipeline.execute()
+        return len(entries)
+
+    def _client(self):  # noqa: ANN202 - redis.Redis
+        import redis  # only `db backup|restore` need the client library
+
+        return redis.Redis(host="127.0.0.1", port=self.port, username=ADMIN, password=self.password(ADMIN),
+                           socket_timeout=30)
+
     def _granted(self) -> list[Grant]:
         """The grants the ACL file holds now (for a rotation between two applies)."""
         grants = []
@@ -194,6 +234,15 @@ class RedisServer:
             account = self._account()
             os.chown(temporary, account.pw_uid, account.pw_gid)
         os.replace(temporary, path)
+
+
+def _b64(data: bytes) -> str:
+    return base64.standard_b64encode(data).decode()
+
+
+def _escape(prefix: str) -> str:
+    """A key prefix as a literal in a SCAN MATCH glob."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
 
 
 def _sha256(password: str) -> str:
