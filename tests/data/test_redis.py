@@ -47,6 +47,13 @@ def test_each_service_user_reaches_only_its_own_keys(server: RedisServer) -> Non
         with pytest.raises(redis.exceptions.NoPermissionError):
             attempt()
     assert catalog.set("sessions:a", "1")
+
+    held = redis.Redis.from_url(server.url(CACHE), single_connection_client=True)
+    assert held.get("cache:basket:1") == b"3"
+    server.ensure([CACHE, Grant("payments", "payments", "REDIS_URL")])  # the next apply: a service in, one out
+    assert held.get("cache:basket:1") == b"3", "an apply keeps a service's open connections"
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(server.url(SESSIONS)).ping()  # catalog no longer has a Redis database
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(port=server.port).get("cache:basket:1")  # the default user is off
     with pytest.raises(redis.exceptions.AuthenticationError):
@@ -73,7 +80,10 @@ def test_acknowledged_writes_survive_a_crash_and_a_rotation_locks_the_old_passwo
     server.ensure_running()
     assert redis.Redis.from_url(old_url).get("cache:n") == b"41", "appendfsync always: nothing acknowledged is lost"
 
+    held = redis.Redis.from_url(old_url, single_connection_client=True)
+    assert held.get("cache:n") == b"41"
     server.rotate("orders")
+    assert held.get("cache:n") == b"41", "connections already authenticated keep working, as in PostgreSQL"
     assert server.url(CACHE) != old_url
     assert redis.Redis.from_url(server.url(CACHE)).incr("cache:n") == 42
     with pytest.raises(redis.exceptions.AuthenticationError):

@@ -12,8 +12,10 @@ Isolation is Redis's ACL, written whole to `users.acl` (as `pg_hba.conf` is): th
 each service has a user named after it (`-` becomes `_`) that may touch only keys and channels under
 its databases' prefixes (`~cache:*`, `&cache:*` for `{name: cache}`) and no admin or dangerous command
 (KEYS, FLUSHALL, CONFIG…). The file holds SHA-256 hashes only; the passwords (192 bits, generated) are
-kept 0600 in `<state dir>/database/redis-passwords/`, which the server's user cannot enter. Shipyard
-manages the server as its own `shipyard` ACL user through `redis-cli`, password in REDISCLI_AUTH (never argv).
+kept 0600 in `<state dir>/database/redis-passwords/`, which the server's user cannot enter. The running
+server gets the same users by ACL SETUSER (ACL LOAD would cut every client's connection). Shipyard
+manages the server as its own `shipyard` ACL user: `redis-cli` with the password in REDISCLI_AUTH (never
+argv) for PING and SHUTDOWN, the `redis` client library for the rest.
 """
 
 from __future__ import annotations
@@ -152,15 +154,13 @@ class RedisServer:
         self.ensure_running()
         for grant in grants:
             self.password(grant.role, create=True)
-        self._write_acl(grants)
-        self.admin("ACL", "LOAD")
+        self._apply(self._write_acl(grants))
 
     def rotate(self, role: str) -> None:
         """A new password for ROLE; connections already authenticated keep working."""
         credentials.forget(self.passwords, role, "Redis user")
         self.password(role, create=True)
-        self._write_acl(self._granted())
-        self.admin("ACL", "LOAD")
+        self._apply(self._write_acl(self._granted()))
 
     def password(self, role: str, create: bool = False) -> str:
         return credentials.password(self.passwords, role, create, "Redis user")
@@ -215,16 +215,17 @@ class RedisServer:
                 grants += [Grant(words[1], w[1:-len(":*")], "") for w in words if w.startswith("~")]
         return grants
 
-    def _write_acl(self, grants: list[Grant]) -> None:
+    def _write_acl(self, grants: list[Grant]) -> dict[str, list[str]]:
+        """Write `users.acl` whole (what a restarted server loads); returns each service user's rules."""
         prefixes: dict[str, list[str]] = {}
         for grant in grants:
             prefixes.setdefault(grant.role, []).append(key_prefix(grant.database))
+        users = {role: ["on", f"#{_sha256(self.password(role))}", "resetchannels",
+                        *[f"{sigil}{p}*" for p in dict.fromkeys(found) for sigil in "~&"], "+@all", "-@admin",
+                        "-@dangerous"] for role, found in sorted(prefixes.items())}
         lines = ["user default off resetkeys resetchannels -@all",
                  f"user {ADMIN} on #{_sha256(self.password(ADMIN, create=True))} ~* &* +@all"]
-        for role, found in sorted(prefixes.items()):
-            patterns = " ".join(f"~{p}* &{p}*" for p in dict.fromkeys(found))
-            lines.append(f"user {role} on #{_sha256(self.password(role))} resetchannels {patterns} "
-                         "+@all -@admin -@dangerous")
+        lines += [f"user {role} {' '.join(rules)}" for role, rules in users.items()]
         path = self.data / "users.acl"
         temporary = path.with_suffix(".tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -234,6 +235,17 @@ class RedisServer:
             account = self._account()
             os.chown(temporary, account.pw_uid, account.pw_gid)
         os.replace(temporary, path)
+        return users
+
+    def _apply(self, users: dict[str, list[str]]) -> None:
+        """The running server's users become USERS, one ACL SETUSER each, the hashes over the socket (not
+        argv). Not ACL LOAD: Redis 7 disconnects every client of every user on a reload, which would fail
+        services' requests at each apply; SETUSER keeps authenticated connections (as PostgreSQL does)."""
+        client = self._client()
+        for name in {n.decode() if isinstance(n, bytes) else n for n in client.acl_users()} - set(users) - {ADMIN, "default"}:
+            client.acl_deluser(name)  # a service that no longer has a Redis database
+        for name, rules in users.items():
+            client.execute_command("ACL", "SETUSER", name, "reset", *rules)
 
 
 def _b64(data: bytes) -> str:
