@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system tools Shipyard uses beyond Python packages: bubblewrap (instance isolation),
 # and for the test suite and benchmarks Prometheus (the PromQL metric provider) and nginx (bench),
-# docker-registry, skopeo, busybox-static and apache2-utils (artifacts), PostgreSQL (backing databases).
+# docker-registry, skopeo, busybox-static and apache2-utils (artifacts), PostgreSQL, python3-psycopg2 and
+# redis-server (backing databases).
 # As root it installs them with apt-get; otherwise it says what is missing and carries on,
 # because Shipyard still runs (without isolation) and says so in `shipyard status`.
 set -euo pipefail
@@ -15,6 +16,10 @@ command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 # PostgreSQL: the server each environment runs for services' `databases:` (and psql/pg_dump for `shipyard db`)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+# the example shop's orders reaches PostgreSQL with the system python3 its sandbox runs (prod's DATABASE_URL)
+/usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || missing+=(python3-psycopg2)
+# Redis: the server each environment runs for `engine: redis` databases (and redis-cli for `shipyard db shell`)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # the dashboard's browser test (tests/ui/): headless Chromium driven by Selenium through chromedriver
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)

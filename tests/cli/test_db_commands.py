@@ -18,16 +18,9 @@ import pytest
 
 from shipyard.data.postgres import PostgresServer
 from tests.controlplane import ControlPlane, http_get, pid_alive, wait_for
+from tests.databases import psql as _psql
 from tests.load import Load
 from tests.projects import probe_service, write_project
-
-
-def _psql(url: str, sql: str, database: str | None = None) -> subprocess.CompletedProcess[str]:
-    parts = urlparse(url)
-    env = {"PATH": os.environ["PATH"], "PGPASSWORD": parts.password or "", "PGCONNECT_TIMEOUT": "5"}
-    return subprocess.run(["psql", "-X", "-At", "-h", parts.hostname or "", "-p", str(parts.port), "-U",
-                           parts.username or "", "-d", database or parts.path.lstrip("/"), "-c", sql],
-                          env=env, capture_output=True, text=True, timeout=30)
 
 
 def _env(plane: ControlPlane, service: str) -> dict[str, str]:

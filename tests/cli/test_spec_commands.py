@@ -103,7 +103,7 @@ def test_validate_reports_every_problem_with_paths_relative_to_the_project(
         "`catalog`",
         "environments/prod.yaml:17:9: error: services.catalog.strategy.canary.interval: must be greater than 0 "
         "(got '0s')",
-        "environments/prod.yaml:32:5: error: services.frontend.replcas: unknown field `replcas`; did you mean "
+        "environments/prod.yaml:33:5: error: services.frontend.replcas: unknown field `replcas`; did you mean "
         "`replicas`?",
         "services/frontend.yaml:8:1: error: multi line: unknown field `multi line`",  # joined onto one line
         "services/orders.yaml:8:9: error: needs[0]: unknown service `catalgo`; did you mean `catalog`?",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipyard.data.databases import grants
+from shipyard.data.databases import engine_of, grants
 from shipyard.spec.models import Service
 from tests.projects import probe_service
 
@@ -23,3 +23,16 @@ def test_several_databases_each_get_a_named_url_and_the_first_is_also_database_u
 
 def test_no_database_no_grant() -> None:
     assert grants(_service()) == []
+
+
+def test_redis_databases_get_redis_url_by_the_same_rule_beside_postgres() -> None:
+    service = Service.model_validate(probe_service("orders", databases=[
+        {"name": "orders"}, {"name": "cache", "engine": "redis"}, {"name": "rate-limits", "engine": "redis"}]))
+    assert [(g.variable, g.database) for g in grants(service)] == [
+        ("DATABASE_URL", "orders"),
+        ("REDIS_URL", "cache"), ("CACHE_REDIS_URL", "cache"), ("RATE_LIMITS_REDIS_URL", "rate_limits")]
+    assert [engine_of(g.variable) for g in grants(service)] == ["postgres", "redis", "redis", "redis"]
+
+
+def test_a_database_named_like_the_other_engine_keeps_its_engine() -> None:
+    assert engine_of("REDIS_DATABASE_URL") == "postgres" and engine_of("DATABASE_REDIS_URL") == "redis"

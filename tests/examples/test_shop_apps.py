@@ -31,7 +31,7 @@ SERVICE_NAMES = ("catalog", "orders", "frontend")
 # Variables the services read; cleared so that the developer's shell cannot leak into tests.
 SERVICE_ENV_VARS = (
     "PORT", "SHIPYARD_VERSION", "SHIPYARD_DATA_DIR", "FAIL_RATE", "LATENCY_MS",
-    "CATALOG_URL", "ORDERS_URL", "CATALOG_CURRENCY", "FRONTEND_TITLE",
+    "CATALOG_URL", "ORDERS_URL", "CATALOG_CURRENCY", "FRONTEND_TITLE", "DATABASE_URL",
 )
 
 

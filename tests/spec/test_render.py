@@ -95,7 +95,7 @@ CASES = [
                  [Expect(PROD, 8, "services.catalog.replcas", "did you mean `replicas`?")],
                  id="unknown field in an overlay"),
     pytest.param(edit(PROD, "replicas: 2", "replicas: -2"),
-                 [Expect(PROD, 32, "services.frontend.replicas", "must be at least 0")],
+                 [Expect(PROD, 33, "services.frontend.replicas", "must be at least 0")],
                  id="negative replicas in an overlay"),
     pytest.param(edit(PROD, "interval: 10s", "interval: 0ms"),
                  [Expect(PROD, 17, "services.catalog.strategy.canary.interval", "greater than 0")],
@@ -246,7 +246,7 @@ def test_every_problem_of_the_project_is_reported_at_once(shop: ShopCopy) -> Non
         Expect(PROD, 16, "services.catalog.strategy.canary.steps", "the last step must be 100"),
         Expect(PROD, 17, "services.catalog.strategy.canary.interval", "greater than 0"),
         Expect(PROD, 25, "services.orders.name", "cannot be changed"),
-        Expect(PROD, 33, "services.frontend.replicas", "valid integer"),
+        Expect(PROD, 34, "services.frontend.replicas", "valid integer"),
     ]
     assert_problems(check(shop.root), in_any + in_dev + in_prod)
     with pytest.raises(SpecError) as raised:

@@ -23,7 +23,9 @@ from ruamel.yaml.error import YAMLError
 from shipyard.cli.client import STATE_DIR_OPTION, resolve_state_dir
 from shipyard.cli.output import emit, info, table
 from shipyard.secrets.errors import SecretsError
+from shipyard.secrets import comments
 from shipyard.secrets.files import read_document, read_secrets, relative_name, secrets_file, set_value, write_secrets
+from shipyard.secrets.files import read_comments
 from shipyard.secrets.keys import generate_key_file, key_file_path, load_identities
 from shipyard.secrets.sopsfile import walk_leaves
 
@@ -115,10 +117,11 @@ def edit(environment: str, project: Path, state_dir: Path | None) -> None:
     identities = _identities(state_dir, environment)
     exists = secrets_file(project, environment).exists()
     plain = read_secrets(project, environment, identities) if exists else {}
+    notes = read_comments(project, environment, identities) if exists else []
     editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
     with tempfile.TemporaryDirectory(prefix="shipyard-secrets-") as scratch:  # 0700
         path = Path(scratch) / f"{environment}.yaml"
-        original = _to_yaml(plain) if plain else "# key: value\n"
+        original = comments.place(_to_yaml(plain), notes, comments.clear) if plain or notes else "# key: value\n"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(original)
@@ -139,7 +142,7 @@ def edit(environment: str, project: Path, state_dir: Path | None) -> None:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise SecretsError(f"the edited file is not valid YAML{where}; {relative_name(environment)} is unchanged") from None
-    write_secrets(project, environment, tree, identities, _now())
+    write_secrets(project, environment, tree, identities, _now(), notes=comments.find(edited))
     info(f"{relative_name(environment)}: encrypted (commit the file to deploy it)")
 
 

@@ -1,31 +1,27 @@
 """One PostgreSQL server per environment (Debian's `postgresql`), a database and a role per service.
 
-The server runs as the unprivileged `postgres` user (it refuses root), which must not be able to enter
-the 0700 state directory (it holds the age key and the passwords); so its data directory, Unix socket
-and log live in `/var/lib/shipyard/postgres/<hash of the state dir>/`, which `<state dir>/postgres`
-points to, and its port and the passwords stay in the state dir. It listens on 127.0.0.1 only, is started detached by
-`pg_ctl`, so it outlives the control plane like an instance and is re-adopted (`pg_ctl status`) by the
-next one. Each service gets a role named after it and one database per entry of its `databases:`;
-`pg_hba.conf` (written here, whole) lets a role reach only its own databases over TCP, and CONNECT is
-revoked from PUBLIC as a second wall. Passwords are generated, kept 0600 under
-`<state dir>/postgres/passwords/`, and given to PostgreSQL on stdin, never in argv.
+Its data directory is in the state dir, `<state dir>/database/postgres/data` (who runs the server and
+how it reaches that directory: `shipyard.data.location`); its port and the passwords are in
+`<state dir>/database/`. It listens on 127.0.0.1 only, is started detached by `pg_ctl`, so it outlives
+the control plane like an instance and is re-adopted (`pg_ctl status`) by the next one. Each service
+gets a role named after it and one database per entry of its `databases:`; `pg_hba.conf` (written here,
+whole) lets a role reach only its own databases over TCP, and CONNECT is revoked from PUBLIC as a
+second wall. Passwords are generated, kept 0600 under `<state dir>/database/passwords/`, and given to
+PostgreSQL on stdin, never in argv.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pwd
-import secrets
+import contextlib
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.data import credentials
+from shipyard.data import location as locations
 from shipyard.data.errors import DatabaseError
 
-PG_USER = "postgres"
 PG_VERSIONS = ("17", "16", "15", "14", "13")
 
 
@@ -66,13 +62,14 @@ class PostgresServer:
     """The environment's server: created on first use, started if down, and told who may connect."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.state = state_dir.resolve() / "database"
-        digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
-        self.root = Path(os.environ.get("SHIPYARD_POSTGRES_ROOT", "/var/lib/shipyard/postgres")) / digest
+        self.location = locations.locate(state_dir, "postgres")
+        self.state = self.location.state
+        self.root = self.location.root
         self.data = self.root / "data"
-        self.socket_dir = self.root / "socket"
+        self.socket_dir = self.location.socket_dir
         self.log = self.root / "postgres.log"
         self.passwords = self.state / "passwords"
+        self.superuser = self.location.user  # peer authentication: the OS user the server runs as
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -105,6 +102,7 @@ class PostgresServer:
             self._init()
         if self.running():
             return
+        locations.ensure_socket_dir(self.location)
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir}"
         result = self._as_postgres([str(binaries() / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log),
                                     "-w", "-t", "60", "-o", options], check=False)
@@ -115,35 +113,34 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         if self.running():
             self._as_postgres([str(binaries() / "pg_ctl"), "stop", "-D", str(self.data), "-m", mode, "-w"], check=False)
+            with contextlib.suppress(OSError):  # its socket is gone: leave no empty directory in /run
+                self.socket_dir.rmdir()
 
     def remove(self) -> None:
         """Stop the server and delete its data (`shipyard down --purge`, tests)."""
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.location.linked:
+            self.location.link.unlink(missing_ok=True)
 
     def _init(self) -> None:
-        try:
-            account = pwd.getpwnam(PG_USER)
-        except KeyError:
-            raise DatabaseError("no `postgres` user: install Debian's postgresql (scripts/system-deps.sh)") from None
-        self.root.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        for directory in (self.root, self.socket_dir):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chown(directory, account.pw_uid, account.pw_gid)
-        self.passwords.mkdir(mode=0o700, parents=True, exist_ok=True)  # in the state dir: postgres never reads them
-        (self.state / "port").write_text(str(_free_port()))
-        link = self.state / "server"
-        if not link.is_symlink():
-            link.symlink_to(self.root)
-        self._as_postgres([str(binaries() / "initdb"), "-D", str(self.data), "-U", PG_USER, "-E", "UTF8",
+        self.location = locations.prepare(self.location)  # the state dir, or /var/lib/shipyard when out of reach
+        self.root, self.data, self.log = self.location.root, self.location.root / "data", self.location.root / "postgres.log"
+        self.socket_dir = self.location.socket_dir
+        self.passwords.mkdir(mode=0o700, parents=True, exist_ok=True)  # root's alone: the server never reads them
+        if not (self.state / "port").exists():
+            (self.state / "port").write_text(str(credentials.free_port()))
+        self._as_postgres([str(binaries() / "initdb"), "-D", str(self.data), "-U", self.superuser, "-E", "UTF8",
                            "--auth-local=peer", "--auth-host=scram-sha-256", "--no-instructions"])
         self._write_hba([])
 
     def _as_postgres(self, argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = argv if os.geteuid() != 0 else ["runuser", "-u", PG_USER, "--", *argv]
+        if self.location.root.exists():
+            locations.grant_traversal(self.location)  # `secure_state_dir` closes the state dir at each start
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "PGHOST": str(self.socket_dir)}
-        result = subprocess.run(command, input=stdin, capture_output=True, text=True, env=env, timeout=120,
-                                cwd="/")
+        result = subprocess.run(locations.as_user(self.location, argv), input=stdin, capture_output=True, text=True,
+                                env=env, timeout=120, cwd="/")
         if check and result.returncode != 0:
             raise DatabaseError(f"{Path(argv[0]).name} failed: {result.stderr.strip()[-300:]}")
         return result
@@ -152,6 +149,7 @@ class PostgresServer:
     def sql(self, statements: str, database: str = "postgres") -> str:
         """Run SQL as the superuser over the private socket; the text goes on stdin (it may hold a password)."""
         result = self._as_postgres(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
+                                    "-U", self.superuser,
                                     "-p", str(self.port), "-d", database, "-f", "-"], stdin=statements)
         return result.stdout
 
@@ -172,32 +170,19 @@ class PostgresServer:
 
     def rotate(self, role: str) -> None:
         """A new password for ROLE; sessions already open keep working, new ones need the new password."""
-        path = self.passwords / role
-        if not path.exists():
-            raise DatabaseError(f"no database role {role!r} in this environment")
-        path.unlink()
+        credentials.forget(self.passwords, role, "database role")
         password = self.password(role, create=True)
         self.sql(f"ALTER ROLE {_ident(role)} PASSWORD {_literal(password)};")
 
     def password(self, role: str, create: bool = False) -> str:
-        path = self.passwords / role
-        try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            if not create:
-                raise DatabaseError(f"no password for database role {role!r}: apply the project first") from None
-        value = secrets.token_urlsafe(24)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(value)
-        return value
+        return credentials.password(self.passwords, role, create, "database role")
 
     def url(self, grant: Grant) -> str:
         return f"postgresql://{grant.role}:{self.password(grant.role)}@127.0.0.1:{self.port}/{grant.database}"
 
     def _write_hba(self, grants: list[Grant]) -> None:
         lines = ["# Written by Shipyard: each service's role reaches only its own databases.",
-                 f"local all {PG_USER} peer"]
+                 f"local all {_ident(self.superuser)} peer"]
         lines += [f"host {_ident(g.database)} {_ident(g.role)} 127.0.0.1/32 scram-sha-256" for g in grants]
         hba = self.data / "pg_hba.conf"
         self._as_postgres(["tee", str(hba)], stdin="\n".join(lines) + "\n")
@@ -209,9 +194,3 @@ def _ident(name: str) -> str:
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shipyard.data.postgres import PostgresServer
+from shipyard.data.databases import servers_for, stop_servers
 from shipyard.engine import health
 from shipyard.engine.backoff import crash_count, pass_retry_delay, restart_delay
 from shipyard.engine.capacity import after_others, new_shortfalls
@@ -310,7 +310,7 @@ class Reconciler:
         await asyncio.gather(*self._stops.values(), return_exceptions=True)
         for task in self._phases.values():
             task.cancel()
-        await asyncio.to_thread(PostgresServer(self.state_dir).stop)  # its data stays for the next `up`
+        await asyncio.to_thread(stop_servers, self.state_dir)  # their data stays for the next `up`
 
     # ---- applying a plan ---------------------------------------------------------------------------
     async def _apply(self, result: Plan) -> None:
@@ -378,19 +378,20 @@ class Reconciler:
         return moved
 
     async def _supervise_database(self) -> None:
-        """Start the environment's PostgreSQL again if it died (it recovers from its WAL)."""
+        """Start a database server of the environment again if it died (PostgreSQL recovers from its WAL,
+        Redis from its append-only file)."""
         assert self.desired is not None
-        if not any(s.release.databases for s in self.desired.services.values()):
-            return
-        server = PostgresServer(self.state_dir)
-        if server.exists() and not server.alive():
-            self.event("Warning", "environment", "DatabaseDown", "PostgreSQL is not running: starting it again")
+        variables = [variable for s in self.desired.services.values() for variable, _ in s.release.databases]
+        for label, server in servers_for(self.state_dir, variables):
+            if not server.exists() or server.alive():
+                continue
+            self.event("Warning", "environment", "DatabaseDown", f"{label} is not running: starting it again")
             try:
                 await asyncio.to_thread(server.ensure_running)
             except ShipyardError as exc:
                 self.event("Warning", "environment", "DatabaseFailed", str(exc))
-                return
-            self.event("Normal", "environment", "DatabaseStarted", f"PostgreSQL is back on port {server.port}")
+                continue
+            self.event("Normal", "environment", "DatabaseStarted", f"{label} is back on port {server.port}")
 
     def _release_phases(self) -> None:
         """Hold each rollout whose target's release phase has not succeeded; start the phases that must run."""

@@ -17,7 +17,7 @@ import pyrage
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from shipyard.secrets import sopsfile
+from shipyard.secrets import comments, sopsfile
 from shipyard.secrets.errors import SecretsError
 from shipyard.secrets.keys import public_keys, unwrap_data_key, wrap_data_key
 
@@ -52,21 +52,37 @@ def read_secrets(root: Path, environment: str, identities: Identities) -> dict[s
     return sopsfile.decrypt(document, unwrap_data_key(document.metadata.age, identities, name), name)
 
 
+def read_comments(root: Path, environment: str, identities: Identities,
+                  ivs: sopsfile.IvStash | None = None) -> list[comments.Comment]:
+    """The file's comments, decrypted (sops encrypts them), anchored to the keys they precede."""
+    path = secrets_file(root, environment)
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    document = sopsfile.parse(text, relative_name(environment))
+    data_key = unwrap_data_key(document.metadata.age, identities, relative_name(environment))
+    return comments.decrypt(comments.find(text), data_key, text, ivs)
+
+
 def write_secrets(root: Path, environment: str, plain: dict[str, Any], identities: Identities, now: datetime.datetime,
-                  recipients: list[str] | None = None, rotate: bool = False) -> list[str]:
+                  recipients: list[str] | None = None, rotate: bool = False,
+                  notes: list[comments.Comment] | None = None) -> list[str]:
     """Encrypt PLAIN into `secrets/<env>.yaml`; returns the recipients it is encrypted for.
 
     An existing file keeps its data key and recipients, unless `rotate` (new data key) or `recipients`
-    (re-encrypt for exactly these) is given.
+    (re-encrypt for exactly these) is given. It keeps its comments too (encrypted, as sops writes them),
+    unless NOTES gives the comments to write instead (`secrets edit`: those of the edited copy).
     """
     path = secrets_file(root, environment)
     name = relative_name(environment)
     ivs: sopsfile.IvStash = {}
+    kept: list[comments.Comment] = []
     if path.exists():
         document = read_document(root, environment)
         metadata = document.metadata
         data_key = unwrap_data_key(metadata.age, identities, name)
         sopsfile.decrypt(document, data_key, name, ivs)  # never write over a file that does not verify
+        kept = read_comments(root, environment, identities, ivs)
     else:
         metadata = sopsfile.Metadata(age=[], lastmodified="", mac="")
         data_key = b""
@@ -77,7 +93,8 @@ def write_secrets(root: Path, environment: str, plain: dict[str, Any], identitie
         metadata.age = wrap_data_key(data_key, chosen)
         ivs = {}
     document = sopsfile.encrypt(_check_plain(plain, name), data_key, metadata, now, ivs)
-    _write_atomic(path, sopsfile.dump(document))
+    text = comments.place(sopsfile.dump(document), kept if notes is None else notes, comments.sealer(data_key, ivs))
+    _write_atomic(path, text)
     return document.metadata.recipients
 
 

@@ -11,8 +11,8 @@ from `pyrage`. The format follows getsops/sops (`sops.go` Tree.Encrypt/Decrypt, 
   (`True`/`False` for booleans), encrypted with the data key and `lastmodified` as additional data;
 - the 32-byte data key is age-encrypted (ASCII armour) to each recipient under `sops.age`.
 
-Comments are not carried over (sops encrypts them; here they are dropped rather than risk keeping a
-secret in a clear comment).
+Comments are encrypted too (`#ENC[…,type:comment]`) and kept when Shipyard rewrites a file: that is
+`shipyard.secrets.comments`, applied to the text `dump` writes.
 """
 
 from __future__ import annotations

@@ -370,7 +370,9 @@ class Strategy(Model):
 class Database(Model):
     name: Name = Field(description="The database's name, unique in the environment; its URL is `DATABASE_URL` "
                        "(with several: `<NAME>_DATABASE_URL` for each).")
-    engine: Literal["postgres"] = Field(default="postgres", description="The server the environment runs for it.")
+    engine: Literal["postgres", "redis"] = Field(default="postgres", description="The server the environment runs "
+                                                 "for it: PostgreSQL (`DATABASE_URL`) or Redis (`REDIS_URL`; the "
+                                                 "service's keys must start with `<name>:`).")
 
 
 class ReleasePhase(Model):

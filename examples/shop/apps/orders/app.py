@@ -1,4 +1,4 @@
-"""Orders service of the Shipyard example shop: prices orders via catalog, stores them in SQLite."""
+"""Orders service of the Shipyard example shop: prices orders via catalog, stores them in PostgreSQL or SQLite."""
 
 from __future__ import annotations
 
@@ -384,6 +384,10 @@ def call(base_url: str, method: str, path: str, payload: Any = None,
 # ---- upstream client: end ----
 
 CATALOG_URL = env_url("CATALOG_URL", "http://127.0.0.1:9001")
+# Where orders live: the environment's PostgreSQL when Shipyard gives a DATABASE_URL (prod declares
+# `databases: [{name: orders, engine: postgres}]`), else SQLite in the data dir (dev and a laptop: no
+# server to run, and each environment's data stays its own either way).
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 DATA_DIR = os.environ.get("SHIPYARD_DATA_DIR") or "."
 DB_PATH = os.path.join(DATA_DIR, "orders.db")
 MAX_QUANTITY = 100
@@ -391,7 +395,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               {id},
     product_id       INTEGER NOT NULL,
     product_name     TEXT    NOT NULL,
     quantity         INTEGER NOT NULL,
@@ -400,27 +404,85 @@ CREATE TABLE IF NOT EXISTS orders (
     currency         TEXT,
     created_at       TEXT    NOT NULL,
     orders_version   TEXT    NOT NULL
-);
+)
 """
+
+if DATABASE_URL:
+    try:
+        import psycopg2
+    except ImportError:  # the `python3` first on PATH may be a pyenv or venv one: Debian's python3-psycopg2
+        sys.path.append("/usr/lib/python3/dist-packages")  # (scripts/system-deps.sh) fits any CPython 3.11
+        try:
+            import psycopg2
+        except ImportError:
+            fatal("DATABASE_URL is set but psycopg2 is missing: apt-get install python3-psycopg2")
+    import psycopg2.extras
+    import psycopg2.pool
+    DatabaseError: type[Exception] = psycopg2.Error
+else:
+    DatabaseError = sqlite3.Error
+
+
+_pool: Any = None  # PostgreSQL's connections, opened in init_database(): a SCRAM login per request costs ms
+_pool_slots = threading.BoundedSemaphore(8)  # more requests than connections wait instead of failing
+
+
+class Database:
+    """One connection in autocommit mode; `?` placeholders and dict rows on both SQLite and PostgreSQL."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if not DATABASE_URL:
+            return [dict(row) for row in self.connection.execute(sql, args).fetchall()]
+        with self.connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:
+            cursor.execute(sql.replace("?", "%s"), args)
+            return [dict(row) for row in cursor.fetchall()] if cursor.description else []
 
 
 @contextlib.contextmanager
-def database() -> Iterator[sqlite3.Connection]:
-    """A short-lived connection in autocommit mode (one per request; cheap for SQLite)."""
-    connection = sqlite3.connect(DB_PATH, timeout=5.0, isolation_level=None)
-    connection.row_factory = sqlite3.Row
-    try:
-        yield connection
-    finally:
-        connection.close()
+def database() -> Iterator[Database]:
+    """A connection for one request: a new one for SQLite (cheap), one from the pool for PostgreSQL."""
+    if not DATABASE_URL:
+        connection = sqlite3.connect(DB_PATH, timeout=5.0, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        try:
+            yield Database(connection)
+        finally:
+            connection.close()
+        return
+    with _pool_slots:
+        connection = _pool.getconn()
+        try:  # a ping first (as SQLAlchemy's pool_pre_ping): a connection PostgreSQL cut when it restarted
+            connection.autocommit = True  # is replaced before the request's statement is sent
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except psycopg2.Error:
+            _pool.putconn(connection, close=True)
+            connection = _pool.getconn()
+            connection.autocommit = True
+        try:
+            yield Database(connection)
+        finally:  # a connection broken during the request is dropped, not handed to the next one
+            _pool.putconn(connection, close=bool(connection.closed))
 
 
 def init_database() -> None:
-    """Create the data directory and tables, and switch the database to WAL mode."""
+    """Create the table (SQLite: the data directory too, in WAL mode)."""
+    global _pool
+    if DATABASE_URL:
+        _pool = psycopg2.pool.ThreadedConnectionPool(1, 8, DATABASE_URL, connect_timeout=5)
+        with database() as db:  # instances start together: the lock makes CREATE IF NOT EXISTS race-free
+            db.connection.autocommit = False
+            db.query("SELECT pg_advisory_xact_lock(7)")
+            db.query(SCHEMA.format(id="BIGSERIAL PRIMARY KEY"))
+            db.connection.commit()
+        return
     os.makedirs(DATA_DIR, exist_ok=True)
     with database() as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
+        db.query("PRAGMA journal_mode=WAL")
+        db.query(SCHEMA.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
 
 
 def positive_int(value: Any, name: str, maximum: int) -> int:
@@ -449,14 +511,12 @@ def create_order(request: Request) -> Response:
     created_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     price = product["price_cents"]
     with database() as db:
-        cursor = db.execute(
+        order = db.query(
             "INSERT INTO orders (product_id, product_name, quantity, unit_price_cents, total_cents,"
-            " currency, created_at, orders_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " currency, created_at, orders_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (product_id, str(product.get("name", "")), quantity, price, price * quantity,
              product.get("currency"), created_at, VERSION),
-        )
-        row = db.execute("SELECT * FROM orders WHERE id = ?", (cursor.lastrowid,)).fetchone()
-    order = dict(row)
+        )[0]
     return json_response(201, order, {"Location": f"/orders/{order['id']}"})
 
 
@@ -466,19 +526,19 @@ def list_orders(request: Request) -> Response:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
         raise HTTPError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
     with database() as db:
-        rows = db.execute("SELECT * FROM orders ORDER BY id DESC LIMIT ?", (int(raw),)).fetchall()
-    return json_response(200, [dict(row) for row in rows])
+        rows = db.query("SELECT * FROM orders ORDER BY id DESC LIMIT ?", (int(raw),))
+    return json_response(200, rows)
 
 
 def get_order(order_id: str) -> Response:
     """One order by id."""
-    row = None
-    if order_id.isdigit():
+    rows = []
+    if order_id.isdigit() and int(order_id) < 2**63:
         with database() as db:
-            row = db.execute("SELECT * FROM orders WHERE id = ?", (int(order_id),)).fetchone()
-    if row is None:
+            rows = db.query("SELECT * FROM orders WHERE id = ?", (int(order_id),))
+    if not rows:
         raise HTTPError(404, f"unknown order {order_id}")
-    return json_response(200, dict(row))
+    return json_response(200, rows[0])
 
 
 def app(request: Request) -> Response:
@@ -506,8 +566,9 @@ def main() -> int:
     """Prepare the database and serve."""
     try:
         init_database()
-    except (OSError, sqlite3.Error) as e:
-        print(f"{SERVICE}: cannot open database {DB_PATH}: {e}", file=sys.stderr, flush=True)
+    except (OSError, DatabaseError) as e:
+        where = "DATABASE_URL (PostgreSQL)" if DATABASE_URL else DB_PATH  # never the URL: it holds a password
+        print(f"{SERVICE}: cannot open database {where}: {e}", file=sys.stderr, flush=True)
         return 1
     return serve(app, DEFAULT_PORT)
 
