@@ -58,7 +58,15 @@ def test_the_shop_exports_the_layout_and_every_built_object_validates(tmp_path, 
     allowed = [p["podSelector"]["matchLabels"]["shipyard.dev/service"] for p in policy["spec"]["ingress"][0]["from"]]
     assert allowed == ["frontend", "orders"]
 
+    # prod's orders has its own PostgreSQL database: its URL comes from a Secret the cluster provides
+    orders = by_kind(prod, "Deployment", "orders")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "orders-databases", "key": "DATABASE_URL"}}} \
+        in orders["env"]
+    assert [g for g in result.gaps if g.service == "orders" and g.feature == "databases: orders (postgres)"
+            and g.environments == "prod" and "orders-databases" in g.mapping]
+
     dev = kustomize(kubectl, tmp_path / "apps" / "dev")
+    assert "DATABASE_URL" not in str(by_kind(dev, "Deployment", "orders"))   # dev keeps SQLite
     assert by_kind(dev, "Deployment", "catalog")["spec"]["replicas"] == 1
     assert by_kind(dev, "ConfigMap", "frontend-config")["data"]["FRONTEND_TITLE"] == "Shipyard Shop (dev)"
     assert not [o for o in dev if o["kind"] == "Canary"]

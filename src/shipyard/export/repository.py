@@ -27,7 +27,8 @@ from shipyard.export.secrets import (
     encrypted_secret,
     secret_refs,
 )
-from shipyard.export.workloads import ENV_LABEL, VERSION_LABEL, Context, Obj, service_objects
+from shipyard.data.databases import grants
+from shipyard.export.workloads import ENV_LABEL, VERSION_LABEL, Context, Obj, database_secret, service_objects
 from shipyard.export.yamltext import dump_documents, with_comments
 from shipyard.flags.evaluate import FlagSet
 from shipyard.spec.load import load_project, service_data
@@ -151,7 +152,13 @@ def _service_objects(project: str, services: dict[str, Service], name: str, imag
 
 
 def _common_gaps(service: Service) -> list[Gap]:
-    return [
+    databases = [f"{d.name} ({d.engine})" for d in service.databases]
+    provided = [Gap(service.name, "", f"databases: {', '.join(databases)}",
+                    f"{', '.join(g.variable for g in grants(service))} from the Secret `{database_secret(service)}`",
+                    "the cluster gets no server from Shipyard: provide PostgreSQL/Redis (an operator such as "
+                    "CloudNativePG, or a managed service) and that Secret; per-service roles, password rotation and "
+                    "`shipyard db` do not carry over")] if databases else []
+    return provided + [
         Gap(service.name, "", "routing (timeout, idleTimeout, retries)", "dropped",
             "the ingress controller's or mesh's own timeouts and retries apply"),
         Gap(service.name, "", "$SHIPYARD_DATA_DIR", "an emptyDir volume",

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipyard.data.databases import grants
 from shipyard.export.flagd import FLAGD_NAME, OFREP_PORT, ofrep_url
 from shipyard.export.gaps import Gap
 from shipyard.export.secrets import secret_env
@@ -100,6 +101,7 @@ def container(service: Service, ctx: Context) -> Obj:
         {"name": "SHIPYARD_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "SHIPYARD_DATA_DIR", "value": DATA_DIR},
         *secret_env(service, ctx.project),
+        *database_env(service),
     ]
     if ctx.flags:
         env.append({"name": "SHIPYARD_OFREP_URL", "value": ofrep_url()})
@@ -125,6 +127,18 @@ def container(service: Service, ctx: Context) -> Obj:
         "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
     })
     return result
+
+
+def database_secret(service: Service) -> str:
+    """The Secret the cluster must provide with the URLs of SERVICE's databases (one key per variable)."""
+    return f"{service.name}-databases"
+
+
+def database_env(service: Service) -> list[Obj]:
+    """`DATABASE_URL` / `REDIS_URL` (and `<NAME>_…_URL`) as Shipyard names them, read from that Secret."""
+    return [{"name": grant.variable, "valueFrom": {"secretKeyRef": {"name": database_secret(service),
+                                                                     "key": grant.variable}}}
+            for grant in grants(service)]
 
 
 def _cpu(cores: float) -> str:
