@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="shipyard-bench-"))
     os.environ["SHIPYARD_LEDGER"] = str(work / "ledger.json")
-    os.environ["SHIPYARD_STORE"] = str(work / "store")  # the shop's artifacts, at the two versions it runs
+    os.environ["SHIPYARD_HOME"] = str(work / "home")  # its default store: the shop's two versions
     publish_shop(("1.0.0", "1.1.0"))
     project = copy_shop(work / "shop", args.prod_cpu)
     dev = BenchControlPlane(project, work / "dev", "dev")
