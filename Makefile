@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 setup: $(STAMP)
 	@./scripts/system-deps.sh
 	@./scripts/ui-assets.sh
+	@./scripts/shop-artifacts.sh
 
 demo: setup
 	$(BIN)/shipyard validate examples/shop

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Publishes the example shop's artifacts into the store its config reads (the embedded default store,
+# $SHIPYARD_HOME/artifacts, else ~/.shipyard/artifacts; or $SHIPYARD_STORE), each service at the version
+# services/NAME.yaml names, through its pipeline (unit tests, one build, a component test of that build,
+# publish). A version already in the store is left as it is, so `shipyard validate examples/shop` and
+# `shipyard up examples/shop` work after `make setup`, and re-running changes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shipyard=.venv/bin/shipyard
+for app in examples/shop/apps/*/; do
+  name=$(basename "$app")
+  version=$(sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "examples/shop/services/$name.yaml")
+  if $shipyard artifacts inspect "$name:$version" >/dev/null 2>&1; then
+    continue
+  fi
+  echo "setup: publishing the example shop's $name $version: unit tests, one build, a component test of that build" >&2
+  if ! $shipyard pipeline run "$app" --version "$version" 2>&1 | sed 's/^/  /' >&2; then
+    echo "setup: the pipeline of $name failed; the example shop cannot start until it passes" >&2
+    exit 1
+  fi
+done
