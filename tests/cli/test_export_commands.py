@@ -26,10 +26,16 @@ def test_a_directory_artifact_is_refused_with_what_to_do(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_without_a_registry_the_export_says_where_images_must_come_from(tmp_path):
-    result = run_cli("export", "kubernetes", str(SHOP), "-o", str(tmp_path / "out"), check=False,
+def test_without_a_registry_the_shop_exports_bare_names_and_a_gap_says_where_images_must_come_from(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("export", "kubernetes", str(SHOP), "-o", str(out), env={"SHIPYARD_EXPORT_REGISTRY": ""})
+    digest = json.loads(run_cli("artifacts", "inspect", "orders:1.0.0", "-o", "json").stdout)["digest"]
+    deployment = load_documents((out / "apps/base/orders/deployment.yaml").read_text())[0]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"orders:1.0.0@{digest}"
+    assert "gap: project (all): images without --registry" in result.stderr and "--registry" in (out / "GAPS.md").read_text()
+    strict = run_cli("export", "kubernetes", str(SHOP), "-o", str(tmp_path / "strict"), "--strict", check=False,
                      env={"SHIPYARD_EXPORT_REGISTRY": ""})
-    assert result.returncode == 1 and "--registry" in result.stderr and "Traceback" not in result.stderr
+    assert strict.returncode == 1 and "images without --registry" in strict.stderr and not (tmp_path / "strict").exists()
 
 
 def test_an_invalid_project_is_reported_with_file_and_line(tmp_path):

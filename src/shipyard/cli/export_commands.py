@@ -51,7 +51,8 @@ its earlier ciphertext, so the export stays byte for byte the same.
 @click.option("--env", "environments", metavar="ENV", multiple=True, help="Export only these environments "
               "(repeatable; default: every environment of the promotion path).")
 @click.option("--registry", metavar="HOST[:PORT]/PREFIX", envvar="SHIPYARD_EXPORT_REGISTRY",
-              help="Where the cluster pulls images from [default: `store:` of shipyard.yaml when it is a registry].")
+              help="Where the cluster pulls images from [default: `store:` of shipyard.yaml when it is a registry; "
+                   "else bare names, listed as a gap].")
 @click.option("--repo-url", default="https://git.example.com/shop-cluster.git", show_default=True,
               help="The git repository Flux will follow (where you push the exported directory).")
 @click.option("--branch", default="main", show_default=True, help="Its branch.")
@@ -68,13 +69,11 @@ def kubernetes(project: Path, out: Path, environments: tuple[str, ...], registry
                branch: str, namespace: str | None, strict: bool, crd_dir: Path | None,
                age_recipients: tuple[str, ...], flagd_image: str) -> None:
     """Export the project to Kubernetes + Flux + Flagger manifests."""
-    registry = registry or _project_registry(project)
-    if not registry:
-        raise ExportError("no registry to pull images from: pass --registry HOST[:PORT]/PREFIX (or make `store:` of "
-                          "shipyard.yaml a registry); a cluster cannot read Shipyard's embedded artifact store")
+    registry = registry or _project_registry(project) or ""   # none: bare names, and a gap that says so
     result = export_project(project, list(environments) or None, registry_resolver(registry, _digest_lookup(project)),
                             Settings(repo_url=repo_url, branch=branch, namespace=namespace,
-                                     secrets=_cluster_keys(project, out, age_recipients), flagd_image=flagd_image))
+                                     secrets=_cluster_keys(project, out, age_recipients), flagd_image=flagd_image,
+                                     registry=bool(registry)))
     crds = load_crds(crd_dir) if crd_dir else None
     invalid = validate_objects(_objects(result.files), crds)
     if invalid:

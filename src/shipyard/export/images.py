@@ -34,7 +34,8 @@ def artifact_image(service: Service) -> Optional[str]:
 
 
 def registry_resolver(registry: str, digest_of: Callable[[str, str], Optional[str]]) -> ImageResolver:
-    """Images in `registry` (HOST[:PORT]/PREFIX) named after the artifact, tagged with the version.
+    """Images in `registry` (HOST[:PORT]/PREFIX; "" for none: bare names) named after the artifact, tagged
+    with the version.
 
     `digest_of(name, version)` asks the artifact store for the digest; a directory artifact is refused,
     because a cluster runs images, never a directory of the config repository.
@@ -47,6 +48,7 @@ def registry_resolver(registry: str, digest_of: Callable[[str, str], Optional[st
             raise ExportError(f"service {service.name}: `artifact.path` is a directory of the config repository and "
                               "a cluster runs images: build it with `shipyard build` and set `artifact: {image: "
                               f"{service.name}}}` instead")
-        return Image(f"{prefix}/{name}", service.version, digest_of(name, service.version))
+        repository = f"{prefix}/{name}" if prefix else name   # no registry: the bare name (a gap, see repository)
+        return Image(repository, service.version, digest_of(name, service.version))
 
     return resolve

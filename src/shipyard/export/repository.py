@@ -38,6 +38,12 @@ from shipyard.spec.render import render_environment
 KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 
 
+NO_REGISTRY_GAP = Gap("", "", "images without --registry", "bare artifact names pinned by digest "
+                      "(`catalog:1.0.0@sha256:…`)", "a cluster looks bare names up on Docker Hub: push the artifacts "
+                      "to a registry it can reach (e.g. `skopeo copy --preserve-digests oci:STORE/catalog:1.0.0 "
+                      "docker://REGISTRY/catalog:1.0.0`) and export again with --registry REGISTRY")
+
+
 @dataclass(frozen=True)
 class Settings:
     repo_url: str = "https://git.example.com/shop-cluster.git"
@@ -47,6 +53,7 @@ class Settings:
     flagger: dict[str, str] = field(default_factory=dict)  # loadtester / prometheus / mesh overrides
     secrets: Optional[ClusterKeys] = None          # needed when services use secrets: see export.secrets
     flagd_image: str = FLAGD_IMAGE                 # serves the flags of projects that have some
+    registry: bool = True                          # False: no registry was given, images have bare names (a gap)
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,8 @@ def export_project(root: Path, environments: list[str] | None, resolve: ImageRes
         files.update(env_files)
         secrets = SECRET_FILE in extra
         gaps += [(environment, gap) for gap in env_gaps]
-        gaps += [(environment, gap) for gap, present in ((flags_gap(project), flags), (SECRETS_GAP, secrets)) if present]
+        gaps += [(environment, gap) for gap, present in ((flags_gap(project), flags), (SECRETS_GAP, secrets),
+                                                         (NO_REGISTRY_GAP, not settings.registry)) if present]
         cluster = cluster_objects(project, environment, source_ref, DECRYPTION_SECRET if secrets else None)
         if auto:
             cluster += image_automation(project, environment, source_ref, env_images)
