@@ -68,6 +68,9 @@ def test_two_environments_run_two_versions_and_editing_the_source_changes_nothin
     assert dev.service("catalog")["artifact"] == {"source": "image", "image": "catalog", "digest": two, "kind": "app"}
     assert prod.service("catalog")["digest"] == one
     assert f"catalog@{one[:19]}" in prod.cli("status").stdout
+    applied = json.loads(prod.cli("history", "-o", "json").stdout)[0]["services"]["catalog"]
+    assert (applied["version"], applied["digest"]) == ("1.0.0", one)
+    assert f"catalog 1.0.0@{one[:19]}×1" in prod.cli("history").stdout
     # the source moves on, and 2.0.0 is even re-tagged to new code: what runs stays as it was
     (source / "message.txt").write_text("three")
     run_cli("build", str(source), "--version", "2.0.0", env=env)

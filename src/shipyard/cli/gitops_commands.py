@@ -116,10 +116,16 @@ def _history_row(entry: dict[str, Any]) -> tuple[Any, ...]:
     if entry.get("errors"):
         more = len(entry["errors"]) - 1
         result += f": {entry['errors'][0]}" + (f" (+{more} more)" if more else "")
-    services = ", ".join(f"{name} {s['version']}×{s['replicas']}" for name, s in entry.get("services", {}).items())
+    services = ", ".join(f"{name} {s['version']}{_short_digest(s.get('digest'))}×{s['replicas']}"
+                         for name, s in entry.get("services", {}).items())
     return (_local_time(entry["applied_at"]), commit.get("short") or entry["revision"], result,
             commit.get("author") or "-", commit.get("date", "-")[:19].replace("T", " "),
             commit.get("message") or entry.get("source") or "-", services or "-")
+
+
+def _short_digest(digest: str | None) -> str:
+    """`@sha256:` and 12 hex digits of a built artifact's digest, as `status` shows it; "" for a local source."""
+    return f"@{digest[:19]}" if digest else ""
 
 
 def _local_time(stamp: float) -> str:

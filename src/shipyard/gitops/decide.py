@@ -42,10 +42,12 @@ def rejection_condition(commit: Commit, errors: list[str]) -> Condition:
 
 
 def services_after(desired: DesiredState | None) -> dict[str, dict[str, Any]]:
-    """Every service's version, replicas and release in DESIRED, for the history."""
+    """Every service's version, replicas and release in DESIRED (and the digest of a built artifact), for the
+    history."""
     if desired is None:
         return {}
-    return {name: {"version": s.release.version, "replicas": s.replicas, "release": s.release.id}
+    return {name: {"version": s.release.version, "replicas": s.replicas, "release": s.release.id,
+                   **({"digest": s.release.digest} if s.release.digest else {})}
             for name, s in sorted(desired.services.items())}
 
 
