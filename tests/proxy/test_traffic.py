@@ -130,6 +130,23 @@ def test_an_update_the_counters_cannot_show_is_told_by_the_router() -> None:
     assert history.window("other.r1", 100.0).seconds == 4.5  # an update of one cluster is its own
 
 
+def test_what_a_release_served_counts_every_request_across_an_update() -> None:
+    # `status` and `/metrics` (judged=False): right after `up`, the router's updates overlap the scrapes
+    # holding the first requests; a judged window drops them (0 of 40), what was served must not.
+    history = TrafficHistory()
+    history.add(100.0, {"a.r1": ClusterStats(0, 0)})
+    history.updated("a.r1", 100.1, 100.2)
+    history.add(101.0, {"a.r1": ClusterStats(40, 10)})
+    history.add(102.0, {"a.r1": ClusterStats(40, 10)})
+    assert history.window("a.r1", 100.0).requests == 0
+    served = history.window("a.r1", 100.0, judged=False)
+    assert (served.requests, served.errors_5xx, served.seconds) == (40, 10, 2.0)
+    # across an update that restarted the 5xx counter, the errors since the update are what is known
+    history.add(103.0, {"a.r1": ClusterStats(100, 3)})
+    served = history.window("a.r1", 100.0, judged=False)
+    assert (served.requests, served.errors_5xx) == (100, 13)
+
+
 def test_an_update_inside_a_thinned_interval_still_counts_for_nothing() -> None:
     history = TrafficHistory(keep_s=900.0, fine_s=5.0, coarse_s=10.0)
     history.add(0.0, {"a.r1": ClusterStats(0, 0)})

@@ -64,7 +64,7 @@ def _traffic_lines(reconciler: "Reconciler") -> list[str]:
     for service, release in releases:
         labels = f'service="{service}",release="{release}"'
         totals = history.cumulative(cluster_name(release))
-        figures = traffic_figures(history.window(cluster_name(release), now - TRAFFIC_WINDOW_S))
+        figures = traffic_figures(history.window(cluster_name(release), now - TRAFFIC_WINDOW_S, judged=False))
         samples["shipyard_release_requests_total"].append(f"{{{labels}}} {totals.requests}")
         samples["shipyard_release_errors_5xx_total"].append(f"{{{labels}}} {totals.errors_5xx}")
         if figures["success_rate"] is not None:

@@ -107,7 +107,7 @@ def _traffic(reconciler: "Reconciler", name: str, instances: list[Any]) -> dict[
     now = time.time()
     report = []
     for release_id in sorted(releases):
-        window = history.window(cluster_name(release_id), now - TRAFFIC_WINDOW_S)
+        window = history.window(cluster_name(release_id), now - TRAFFIC_WINDOW_S, judged=False)
         release = reconciler.store.release(release_id)
         report.append({"release": release_id, "version": release.version if release else None,
                        **traffic_figures(window)})

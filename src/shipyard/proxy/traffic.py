@@ -14,6 +14,10 @@ since the update against the requests of the whole interval, so a failing canary
 An interval in which a cluster was updated (its 5xx counter or histogram went down, or the router
 said it changed the cluster) therefore counts for nothing in that cluster's windows; an interval in
 which the requests went down (Envoy restarted, or the cluster was re-created) counts from zero.
+
+That is for judging (`judged=True`, analysis and soak checks): errors and requests must cover the same
+time. What a release served (`judged=False`, `status` and `/metrics`) counts every request, whose counter
+carries over; its 5xx and latency across an update count from the update (a lower bound).
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ class TrafficHistory:
     def latest(self) -> Sample | None:
         return self._samples[-1] if self._samples else None
 
-    def window(self, cluster: str, since: float) -> WindowStats | None:
+    def window(self, cluster: str, since: float, judged: bool = True) -> WindowStats | None:
         """Traffic of `cluster` from `since` to the newest scrape; None before two scrapes span it.
 
         The base is the newest scrape at or before `since` (or the oldest kept one, so a young
@@ -98,7 +102,7 @@ class TrafficHistory:
         times = [s.at for s in self._samples]
         index = min(max(0, bisect.bisect_right(times, since) - 1), len(self._samples) - 2)
         updates = self._updates.get(cluster, [])
-        return _sum(_interval(earlier, later, cluster, updates)
+        return _sum(_interval(earlier, later, cluster, updates, judged)
                     for earlier, later in zip(self._samples[index:], self._samples[index + 1:]))
 
     def increments(self, cluster: str, since: float) -> list[WindowStats]:
@@ -139,14 +143,20 @@ Interval = tuple[ClusterStats, float]
 """What a cluster served between two consecutive scrapes, and over how many seconds."""
 
 
-def _interval(earlier: Sample, later: Sample, cluster: str, updates: list[tuple[float, float]]) -> Interval:
+def _interval(earlier: Sample, later: Sample, cluster: str, updates: list[tuple[float, float]],
+              judged: bool = True) -> Interval:
     """What `cluster` served from scrape `earlier` to the next one kept, `later` (see the module docstring)."""
-    if cluster in later.updated or any(start < later.at and earlier.at < end for start, end in updates):
-        return ClusterStats(), 0.0   # the cluster was updated meanwhile: its 5xx may have restarted unseen
     after = later.clusters.get(cluster, ClusterStats())
     if cluster in later.restarted:
         return after, later.at - earlier.at  # Envoy restarted: everything counts from zero
-    return after - earlier.clusters.get(cluster, ClusterStats()), later.at - earlier.at
+    before = earlier.clusters.get(cluster, ClusterStats())
+    if cluster in later.updated or any(start < later.at and earlier.at < end for start, end in updates):
+        if judged:
+            return ClusterStats(), 0.0   # the cluster was updated meanwhile: its 5xx may have restarted unseen
+        errors = after.errors_5xx - before.errors_5xx if after.errors_5xx >= before.errors_5xx else after.errors_5xx
+        latency = after.latency_buckets if _reset(before, after) else (after - before).latency_buckets
+        return ClusterStats(after.requests - before.requests, errors, latency), later.at - earlier.at
+    return after - before, later.at - earlier.at
 
 
 def _sum(intervals: Iterable[Interval]) -> WindowStats:
