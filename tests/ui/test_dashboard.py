@@ -22,6 +22,7 @@ from tests.projects import probe_service, write_project
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -57,7 +58,13 @@ def browser() -> Iterator[Any]:
 
 
 def text(browser: Any, selector: str) -> str:
-    return str(browser.find_element(By.CSS_SELECTOR, selector).text)
+    """The element's text; found afresh when the page swapped its content between finding and reading it."""
+    for _ in range(20):
+        try:
+            return str(browser.find_element(By.CSS_SELECTOR, selector).text)
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector}: the page kept replacing it")
 
 
 def test_sign_in_watch_a_canary_abort_it_and_read_the_logs(plane, browser, tmp_path):
@@ -104,7 +111,9 @@ def test_sign_in_watch_a_canary_abort_it_and_read_the_logs(plane, browser, tmp_p
         # the page swaps its content on every change: find the button afresh until one click lands
         wait_for(lambda: browser.find_element(By.ID, "act-abort").click() is None, 10, 0.1, "a click on abort")
         wait_for(lambda: text(browser, "#rollout-status") == "failed", 20, 0.1, "the rollback on the page")
-        assert "Aborted" in text(browser, "#reason") and text(browser, "#weight") == "0%"
+        # (the page may swap its content between finding an element and reading it: read again until it holds)
+        wait_for(lambda: "Aborted" in text(browser, "#reason") and text(browser, "#weight") == "0%", 10, 0.1,
+                 "the abort's reason and weight 0% on the page")
         assert browser.execute_script("return window.loadedOnce") == "yes"
         shoot("rollout-aborted")
     assert seen
