@@ -5,9 +5,8 @@ cd "$(dirname "$0")/.."
 shipyard=.venv/bin/shipyard
 state=.shipyard/dev
 
-# `make setup` published the shop's artifacts (scripts/shop-artifacts.sh) into the embedded store; the
-# environments run them by version.
-./scripts/shop-artifacts.sh
+# `make demo` runs `make setup` first, which published the shop's artifacts into the embedded store
+# (scripts/shop-artifacts.sh); the environments run them by version.
 $shipyard artifacts list
 echo
 

@@ -12,9 +12,8 @@ shipyard=.venv/bin/shipyard
 for app in examples/shop/apps/*/; do
   name=$(basename "$app")
   version=$(sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "examples/shop/services/$name.yaml")
-  stored=$($shipyard artifacts inspect "$name:$version" -o json 2>/dev/null \
-           | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["source"]["revision"])') || stored=""
-  if [ -n "$stored" ]; then
+  if record=$($shipyard artifacts inspect "$name:$version" -o json 2>/dev/null); then
+    stored=$(printf %s "$record" | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["source"]["revision"])')
     last=$(git log -1 --format=%H -- "$app" 2>/dev/null || true)
     if [ -z "$last" ] || git merge-base --is-ancestor "$last" "$stored" 2>/dev/null; then
       continue   # built from the app's current committed code (or not a git checkout: nothing to compare)
