@@ -14,6 +14,7 @@ def test_parse_stat_handles_spaces_and_parentheses_in_the_command_name() -> None
     fields = " ".join(str(n) for n in range(4, 53))   # fields 4.. of the file
     stat = procfs.parse_stat(f"42 (a) b (c)) S {fields}")
     assert (stat.pid, stat.state, stat.ppid, stat.session, stat.start_time) == (42, "S", 4, 6, 22)
+    assert stat.name == "a) b (c)"
 
 
 def test_read_stat_of_this_process() -> None:

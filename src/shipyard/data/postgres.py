@@ -21,6 +21,7 @@ from pathlib import Path
 from shipyard.data import credentials
 from shipyard.data import location as locations
 from shipyard.data.errors import DatabaseError
+from shipyard.runtime import procfs
 
 PG_VERSIONS = ("17", "16", "15", "14", "13")
 
@@ -88,10 +89,9 @@ class PostgresServer:
         """Cheap (two file reads, no subprocess): the postmaster of `postmaster.pid` is a live process."""
         try:
             pid = int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
-            with open(f"/proc/{pid}/stat") as handle:
-                return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError):
             return False
+        return procfs.is_running(pid, None)
 
     def exists(self) -> bool:
         return (self.data / "PG_VERSION").exists()

@@ -32,6 +32,7 @@ from pathlib import Path
 from shipyard.data import credentials
 from shipyard.data import location as locations
 from shipyard.data.errors import DatabaseError
+from shipyard.runtime import procfs
 from shipyard.data.postgres import Grant
 
 ADMIN = "shipyard"
@@ -67,11 +68,10 @@ class RedisServer:
         """Cheap (file reads, no subprocess): the pid file's process is a live redis-server."""
         try:
             pid = int((self.data / "redis.pid").read_text().strip())
-            with open(f"/proc/{pid}/stat") as handle:
-                name, rest = handle.read().rsplit(")", 1)
-            return rest.split()[0] != "Z" and "redis-server" in name
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError):
             return False
+        stat = procfs.read_stat(pid)
+        return stat is not None and stat.state not in ("Z", "X") and "redis-server" in stat.name
 
     def ensure_running(self) -> None:
         """Initialise on first use; start (detached) when down; wait until it answers its admin user."""

@@ -17,6 +17,7 @@ class ProcStat:
     ppid: int
     session: int
     start_time: int     # field 22: clock ticks after boot; with the pid it identifies a process for good
+    name: str = ""      # field 2 without its parentheses: the executable's name (at most 15 characters)
 
 
 def parse_stat(text: str) -> ProcStat:
@@ -26,7 +27,7 @@ def parse_stat(text: str) -> ProcStat:
     # fields[0] is field 3 of the file (state); field N of the file is fields[N - 3]
     return ProcStat(
         pid=int(pid_part), state=fields[0], ppid=int(fields[1]), session=int(fields[3]),
-        start_time=int(fields[19]),
+        start_time=int(fields[19]), name=rest[:rest.rindex(")")],
     )
 
 
