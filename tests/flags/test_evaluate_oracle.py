@@ -18,9 +18,11 @@ from openfeature import api
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.provider import ProviderStatus
 
 from shipyard.flags.evaluate import SPLIT, TARGETING_MATCH, evaluate
 from shipyard.flags.files import load_flags
+from tests.controlplane import wait_for
 
 from .oracle_flags import FLAG_FILE, TYPES, random_context
 
@@ -38,7 +40,11 @@ def write_project(root: Path) -> Path:
 def flagd_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     path = write_project(tmp_path_factory.mktemp("oracle"))
     api.set_provider(FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path)), "flagd")
-    yield api.get_client("flagd")
+    client = api.get_client("flagd")
+    # the file provider reads its file in a thread of its own: on a loaded machine it is not ready at once
+    wait_for(lambda: client.get_provider_status() == ProviderStatus.READY, timeout=30,
+             what="flagd's file provider to be ready")
+    yield client
     api.shutdown()
 
 
