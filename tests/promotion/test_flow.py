@@ -157,7 +157,8 @@ def test_a_version_travels_from_dev_to_prod_a_bad_one_stays_in_dev_a_third_is_pr
     (source / "message.txt").write_text("three")
     run_cli("pipeline", "run", str(source), "--version", "1.3.0", "--store", str(store))
     wait_for(lambda: (dev.service()["verified"] or {}).get("version") == "1.3.0"
-             and dev.service()["verified"]["state"] == "verified", timeout=60, what="1.3.0 verified in dev")
+             and dev.service()["verified"]["state"] == "verified", timeout=120,   # commit, follow, canary, soak:
+             what="1.3.0 verified in dev")                                              # slow on a loaded machine
     assert prod.serving() == "1.1.0"
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "--quiet", str(origin), str(clone))
