@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import httpx
 
+from shipyard.api.unix_transport import unix_transport
+
 SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
 
 
@@ -45,7 +47,7 @@ def http_get(url: str, timeout: float = 5, headers: dict[str, str] | None = None
 def api_request(state_dir: Path, method: str, path: str, timeout: float = 10, **kwargs: Any) -> httpx.Response:
     """One request to a control plane's API over its Unix socket (`STATE/api.sock`)."""
     socket_path = json.loads((state_dir / "control.json").read_text())["socket"]
-    with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), timeout=timeout) as client:
+    with httpx.Client(transport=unix_transport(socket_path), timeout=timeout) as client:
         return client.request(method, "http://shipyard" + path, **kwargs)
 
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+    disable_nagle_algorithm = True
     backend_id = ""
     delay_s = 0.0
     in_flight = 0
@@ -37,8 +37,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("content-type", "text/plain")
             self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            # headers and body in one write: a SIGKILL lands before an answer or after it, never inside it
+            # (once headers are on their way no proxy can retry, and the client reads a short body)
+            self._headers_buffer.append(b"\r\n" + body)
+            self.flush_headers()
         finally:
             with Handler.lock:
                 Handler.in_flight -= 1

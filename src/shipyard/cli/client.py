@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 import click
 import httpx
 
+from shipyard.api.unix_transport import unix_transport
 from shipyard.state.control import read_control
 from shipyard.errors import ControlPlaneError
 
@@ -125,7 +126,7 @@ class Client:
 def _endpoint(api: str) -> tuple[str, httpx.HTTPTransport | None]:
     """(base URL, transport) for an API address: `unix:///path/api.sock` or `http(s)://host:port`."""
     if api.startswith("unix://"):
-        return "http://shipyard", httpx.HTTPTransport(uds=api.removeprefix("unix://"))
+        return "http://shipyard", unix_transport(api.removeprefix("unix://"))
     if not api.startswith(("http://", "https://")):
         raise ControlPlaneError(f"{API_ENV} must be an http(s):// URL, not {api!r}")
     return api, None

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import httpx
 
+from shipyard.api.unix_transport import unix_transport
 from shipyard.errors import ControlPlaneError
 from shipyard.runtime import procfs
 from shipyard.spec.models import Project
@@ -52,7 +53,7 @@ def environment_status(project: Optional[Project], environment: str, project_dir
 
 
 def _ask(api: str, token: Optional[str], timeout: float) -> dict[str, Any]:
-    transport = httpx.HTTPTransport(uds=api.removeprefix("unix://")) if api.startswith("unix://") else None
+    transport = unix_transport(api.removeprefix("unix://")) if api.startswith("unix://") else None
     base = "http://shipyard" if transport is not None else api.rstrip("/")
     headers = {"Authorization": f"Bearer {token}"} if token and transport is None else {}
     try:
