@@ -97,7 +97,8 @@ def test_detached_process_is_in_its_cgroups_from_the_start(tmp_path: Path, spawn
                                                           cgroup_parent: str, method: str) -> None:
     groups = cgroups.create(capabilities().cgroups, cgroup_parent, "unit-detach", Limits(cpu=None, memory=None))
     try:
-        detached = spawn(tmp_path, method, 'cat /proc/self/cgroup > cgroups.txt; exec sleep 30',
+        # renamed into place: the shell's redirect creates the file before cat has written a line of it
+        detached = spawn(tmp_path, method, 'cat /proc/self/cgroup > c.tmp; mv c.tmp cgroups.txt; exec sleep 30',
                          join_cgroups=cgroups.procs_files(groups))
         spawned.append(detached.pid)
         assert wait_for(lambda: cgroups.members(groups) == {detached.pid})
