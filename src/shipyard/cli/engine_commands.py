@@ -17,7 +17,6 @@ from shipyard.cli.client import STATE_DIR_ONLY_OPTION, STATE_DIR_OPTION, ApiErro
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table
 from shipyard.state.control import PRIVATE_UMASK, read_control
 from shipyard.errors import ControlPlaneError
-from shipyard.spec.render import render
 from shipyard.spec.units import format_cpu, format_memory_approx, parse_cpu, parse_duration, parse_memory
 
 
@@ -135,6 +134,8 @@ def _source_args(directory: Path | None, git: _GitOptions, environment: str, sta
             info(f"following {stored.label} ({stored.ref}) as this state dir did before")
             return []
         directory = directory or Path(".")
+        from shipyard.spec.render import render  # here: `status` and the rest run without the spec models
+
         render(directory, environment)  # invalid config: report it before anything starts
         return ["--project", str(directory.resolve())]
     try:
