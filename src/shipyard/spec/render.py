@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -107,6 +108,9 @@ def render_environment(source: ProjectSource, environment: str,
             positions[name] = located
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, Service, _locator(located, env_doc.file), data))
+            salvaged = _salvage(data, exc)  # so the checks across services still see its other fields
+            if salvaged is not None:
+                services[name], positions[name] = salvaged, located
     problems.extend(_check_references(source, services, positions, set(env_model.services)))
     store = source.project.store if source.project else None
     digests: dict[str, str] = {}
@@ -182,6 +186,27 @@ def _merge_service(
         for path, pos in env_doc.positions.items() if path[:2] == prefix and len(path) > 2
     }
     return merged, merge_positions(merged, base_doc.positions, overlay_positions)
+
+
+def _salvage(data: dict[str, Any], error: ValidationError) -> Service | None:
+    """The service without the fields its validation ERROR names (each defaulted), or None when that is not valid
+    either. Only the checks across services (ports, routes, needs, secrets, databases) use it: an environment with
+    a problem is never rendered, but one typo should not hide a port clash in the same file."""
+    pruned = copy.deepcopy(data)
+    for detail in error.errors():
+        path = list(detail["loc"])
+        if any(isinstance(part, int) for part in path):
+            path = path[:next(i for i, part in enumerate(path) if isinstance(part, int))]  # the whole list
+        parent: Any = pruned
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if not path or not isinstance(parent, dict) or path[-1] not in parent:
+            return None  # an error of the whole model, or one not tied to a field of the data
+        del parent[path[-1]]
+    try:
+        return Service.model_validate(pruned, by_name=False)
+    except ValidationError:
+        return None
 
 
 def _locator(positions: dict[PathKey, Position], fallback_file: str):  # type: ignore[no-untyped-def]
