@@ -9,7 +9,8 @@ import pytest
 
 from shipyard.artifacts.build import build_image
 from shipyard.artifacts.layout import LayoutStore
-from shipyard.artifacts.registry import RegistryStore, is_registry
+from shipyard.artifacts.registry import RegistryStore
+from shipyard.artifacts.stores import is_registry
 from shipyard.artifacts.stores import (cli_store_location, nearest_project_store, open_store, resolve_as_of,
                                       store_location)
 from tests.artifacts.sources import source  # noqa: F401 - the fixture

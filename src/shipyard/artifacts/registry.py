@@ -28,14 +28,6 @@ CREDENTIALS_HINT = "set SHIPYARD_REGISTRY_USERNAME/PASSWORD or log in with ~/.do
 logging.getLogger("oras").setLevel(logging.CRITICAL)   # its own logging would print credentials hints
 
 
-def is_registry(location: str) -> bool:
-    """A store location names a registry when its first path part looks like HOST[:PORT] (has `.` or `:`)."""
-    text = location.removeprefix("http://").removeprefix("https://")
-    host = text.split("/", 1)[0]
-    return location.startswith(("http://", "https://")) or ("/" in text and ("." in host or ":" in host)
-                                                             and not location.startswith((".", "/", "~")))
-
-
 class RegistryStore:
     """Artifacts in an OCI distribution registry; NAME lives in the repository PREFIX/NAME."""
 

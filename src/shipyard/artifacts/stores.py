@@ -15,7 +15,6 @@ from ruamel.yaml.error import YAMLError
 from shipyard.artifacts import oci
 from shipyard.artifacts.errors import NotFound
 from shipyard.artifacts.layout import LayoutStore
-from shipyard.artifacts.registry import RegistryStore, is_registry
 
 ENV_STORE = "SHIPYARD_STORE"
 
@@ -34,6 +33,14 @@ class ArtifactStore(Protocol):
 
 
 ENV_HOME = "SHIPYARD_HOME"
+
+
+def is_registry(location: str) -> bool:
+    """A store location names a registry when its first path part looks like HOST[:PORT] (has `.` or `:`)."""
+    text = location.removeprefix("http://").removeprefix("https://")
+    host = text.split("/", 1)[0]
+    return location.startswith(("http://", "https://")) or ("/" in text and ("." in host or ":" in host)
+                                                             and not location.startswith((".", "/", "~")))
 
 
 def default_location() -> str:
@@ -84,6 +91,8 @@ def cli_store_location(explicit: str | None, near: Path) -> str:
 def open_store(location: str) -> ArtifactStore:
     """A LayoutStore for a directory, a RegistryStore for `HOST[:PORT]/PREFIX`."""
     if is_registry(location):
+        from shipyard.artifacts.registry import RegistryStore  # oras and requests: only for a registry
+
         return RegistryStore(location)
     return LayoutStore(Path(location).expanduser().absolute())
 

@@ -127,7 +127,7 @@ def _cluster_keys(project: Path, out: Path, age_recipients: tuple[str, ...]) -> 
 
 def _project_registry(project: Path) -> str | None:
     """The project's `store:` when it is a registry: where its images already are."""
-    from shipyard.artifacts.registry import is_registry
+    from shipyard.artifacts.stores import is_registry
 
     source = load_project(project)
     store = source.project.store if source.project else None

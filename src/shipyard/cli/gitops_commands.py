@@ -11,9 +11,6 @@ import click
 
 from shipyard.cli.client import STATE_DIR_OPTION, ApiError, Client, resolve_state_dir
 from shipyard.cli.output import OUTPUT_OPTION, emit, info, table, warn
-from shipyard.preview.plan import ALL, InvalidTarget, make_plan
-from shipyard.preview.report import plan_lines
-from shipyard.preview.revisions import History
 
 EXIT_CHANGES = 3
 
@@ -37,7 +34,7 @@ Examples:
 """)
 @SOURCE
 @click.option("--env", "environment", metavar="NAME", required=True,
-              help=f"The environment to compare, or `{ALL}` for every environment.")
+              help="The environment to compare, or `all` for every environment.")
 @click.option("--from", "base", metavar="REV", help="The base revision (default: the head of --ref).")
 @click.option("--to", "target", metavar="REV", required=True, help="The revision to preview, e.g. a pull request's head.")
 @PATH_OPTION
@@ -51,6 +48,11 @@ def plan(source: str, environment: str, base: str | None, target: str,
     SOURCE is a directory in a git repository or a git URL. Both revisions are rendered offline
     from clean snapshots of their commits; nothing is deployed.
     """
+    # imported here: the renderer behind them is not needed by the commands that only talk to a control plane
+    from shipyard.preview.plan import InvalidTarget, make_plan
+    from shipyard.preview.report import plan_lines
+    from shipyard.preview.revisions import History
+
     history = History.open(source, path=subdir, ref=ref)
     try:
         result = make_plan(history, base or history.ref, target, environment, note=info)

@@ -17,7 +17,7 @@ from shipyard.source.git import Commit
 from shipyard.spec.load import ProjectSource, load_project
 from shipyard.spec.render import render_environment
 
-ALL = "all"
+ALL = "all"  # `shipyard plan --env` names it in its help text too
 
 Renderings = dict[str, "dict[str, Any] | None"]  # environment → rendering, None where it does not exist
 
