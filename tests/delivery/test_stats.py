@@ -55,9 +55,9 @@ def test_binned_mann_whitney_on_real_samples_matches_scipy_on_bucket_ranks() -> 
 
 
 def test_latency_test_is_memory_safe_for_huge_counts() -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: another process on a shared machine does not count
     result = latency_test(lognormal(10**9, 150), lognormal(10**9, 100), max_increase=0.2)
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert result.p_value < 1e-6 and result.n_canary == 10**9
 
 

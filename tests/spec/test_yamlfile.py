@@ -30,9 +30,9 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(alias_bomb())
     assert len(bomb.read_bytes()) < 400  # 7^7 = 823,543 strings once expanded
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: another process on a shared machine does not count
     message = problem(bomb)
-    assert time.monotonic() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert "expands to more than 100,000 values" in message and message.startswith("bomb.yaml:")
 
 
