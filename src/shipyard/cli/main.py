@@ -14,7 +14,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 # Each top-level command and the module that defines it. A command's module is imported only when that command
-# runs (or `--help` lists them all): importing every module up front cost about 0.6 s of CPU per call, and tests,
+# runs (or `--help` lists them all): importing every module up front cost 0.4–0.7 s of CPU per call, and tests,
 # scripts and shells call `shipyard status` in loops. tests/cli/test_main.py keeps this table and the modules'
 # COMMANDS lists equal.
 COMMAND_MODULES = {
