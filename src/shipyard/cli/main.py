@@ -19,7 +19,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # COMMANDS lists equal.
 COMMAND_MODULES = {
     **dict.fromkeys(["validate", "render", "schema"], "spec_commands"),
-    **dict.fromkeys(["up", "apply", "down", "status", "logs", "events"], "engine_commands"),
+    "up": "up_commands",
+    **dict.fromkeys(["apply", "down", "status", "logs", "events"], "engine_commands"),
     **dict.fromkeys(["plan", "sync", "history", "rollback", "scale", "suspend", "resume"], "gitops_commands"),
     "rollout": "rollout_commands",
     "export": "export_commands",
