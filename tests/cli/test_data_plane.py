@@ -119,9 +119,10 @@ def test_status_and_metrics_report_traffic_per_release(plane):
 
     def counted():
         traffic = {r["release"]: r for r in cp.service("alpha")["traffic"]["releases"]}[release]
-        return traffic if traffic["requests"] == 40 else None
+        # latency comes with Envoy's next histogram flush (every second), the counters at once
+        return traffic if traffic["requests"] == 40 and traffic["latency_p50_ms"] is not None else None
 
-    traffic = wait_for(counted, timeout=10, what="40 requests counted for the release")
+    traffic = wait_for(counted, timeout=10, what="40 requests counted for the release, with their latency")
     assert traffic["errors_5xx"] == 10 and traffic["success_rate"] == 75.0
     assert 0 < traffic["latency_p50_ms"] <= traffic["latency_p99_ms"]
     metrics = cp.request("GET", "/metrics").text

@@ -199,7 +199,9 @@ environments/prod.yaml:17:9: error: services.catalog.strategy.canary.interval: m
 Besides each field's type and range (the tables below), `validate` checks, for each environment:
 that every service it lists exists; that every service in a deployed service's `needs` is deployed
 there too; that no two services share an endpoint `port`, or an ingress host and path; and that every
-`artifact.path` is a directory inside the project (no absolute paths, no `..`).
+`artifact.path` is a directory inside the project (no absolute paths, no `..`). A service with an error of
+its own still takes part in these checks, without its fields in error, so a typo in one field does not hide
+a port clash beside it.
 
 ## Example
 
