@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -90,6 +91,34 @@ def test_sigkilled_instance_is_replaced_quickly(plane):
     events = json.loads(cp.cli("events", "-o", "json").stdout)
     ready_at = max(e["time"] for e in events if e["object"] == victim["id"] and e["reason"] == "Ready")
     assert ready_at - killed_at < 3.0, f"replacement took {ready_at - killed_at:.2f}s"
+
+
+def _listen_on(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    sock.listen()
+    return True
+
+
+def test_a_port_taken_while_an_instance_was_down_moves_it_to_another(plane):
+    """Another process took the port of a dead instance (a race of free ports on a busy machine): the replacement
+    must not crash-loop on `Address already in use` for ever, it moves to a free port."""
+    cp = plane([probe_service("alpha")])
+    cp.up()
+    victim = cp.wait_ready("alpha", 1)[0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        wait_for(lambda: _listen_on(squatter, victim["port"]), timeout=5, interval=0.002, what="the dead instance's port")
+        replacement = wait_for(lambda: next((i for i in cp.instances("alpha", "ready") if i["pid"] != victim["pid"]),
+                                            None), timeout=20, what="a ready replacement on another port")
+        assert replacement["id"] == victim["id"] and replacement["port"] != victim["port"]
+        assert replacement["restarts"] <= 2
+        assert http_get(cp.service("alpha")["endpoint"] + "/")[0] == 200  # through Envoy, to the new port
+    events = json.loads(cp.cli("events", "-o", "json").stdout)
+    assert any(e["reason"] == "PortTaken" and str(victim["port"]) in e["message"] for e in events)
 
 
 def test_crash_loop_backs_off_without_disturbing_neighbours(plane):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from pathlib import Path
 
 from shipyard.data.errors import DatabaseError
@@ -31,9 +30,3 @@ def forget(directory: Path, user: str, what: str) -> None:
     if not path.exists():
         raise DatabaseError(f"no {what} {user!r} in this environment")
     path.unlink()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

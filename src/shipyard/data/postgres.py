@@ -22,6 +22,7 @@ from shipyard.data import credentials
 from shipyard.data import location as locations
 from shipyard.data.errors import DatabaseError
 from shipyard.runtime import procfs
+from shipyard.proxy.ports import free_port
 
 PG_VERSIONS = ("17", "16", "15", "14", "13")
 
@@ -130,7 +131,7 @@ class PostgresServer:
         self.socket_dir = self.location.socket_dir
         self.passwords.mkdir(mode=0o700, parents=True, exist_ok=True)  # root's alone: the server never reads them
         if not (self.state / "port").exists():
-            (self.state / "port").write_text(str(credentials.free_port()))
+            (self.state / "port").write_text(str(free_port()))
         self._as_postgres([str(binaries() / "initdb"), "-D", str(self.data), "-U", self.superuser, "-E", "UTF8",
                            "--auth-local=peer", "--auth-host=scram-sha-256", "--no-instructions"])
         self._write_hba([])

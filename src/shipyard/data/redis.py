@@ -34,6 +34,7 @@ from shipyard.data import location as locations
 from shipyard.data.errors import DatabaseError
 from shipyard.runtime import procfs
 from shipyard.data.postgres import Grant
+from shipyard.proxy.ports import free_port
 
 ADMIN = "shipyard"
 START_TIMEOUT_S = 30.0
@@ -128,7 +129,7 @@ class RedisServer:
         locations.make_own(self.data, self.location)
         self.passwords.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not (self.state / "redis-port").exists():
-            (self.state / "redis-port").write_text(str(credentials.free_port()))
+            (self.state / "redis-port").write_text(str(free_port()))
         self._write_acl([])
 
     def _account(self):  # noqa: ANN202 - pwd.struct_passwd

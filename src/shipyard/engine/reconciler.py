@@ -37,6 +37,7 @@ from shipyard.parallel.runs import ParallelRuns
 from shipyard.engine.supervisor import one_line
 from shipyard.errors import ShipyardError, StateError
 from shipyard.proxy.model import Endpoint, cluster_name
+from shipyard.proxy.ports import port_in_use
 from shipyard.runtime.base import Handle, RuntimeDriver
 from shipyard.state.ledger import Ledger
 from shipyard.state.store import Store
@@ -472,6 +473,13 @@ class Reconciler:
         sweep = self._releases.pop(instance.id, None)
         if sweep is not None:
             await sweep  # the restarted process reuses the instance's cgroups: the old sweep must be done
+        if restart and port_in_use(instance.port):
+            # Taken by another process while this one was down (free ports race on a busy machine): on the
+            # same port it would crash-loop for ever. Routing follows the instance's port.
+            moved = free_port_except(self._ports())
+            self.event("Warning", instance.id, "PortTaken",
+                       f"port {instance.port} is held by another process: restarting on port {moved}")
+            instance = instance.evolve(port=moved)
         spec = instance_spec(self.state_dir, self.desired, release, instance)
         now = time.time()
         instance = instance.evolve(state=State.STARTING, started_at=now, ready_since=None, pid=None,
