@@ -92,6 +92,12 @@ class ControlPlane:
     def instances(self, name: str, state: str | None = None) -> list[dict[str, Any]]:
         return [i for i in self.service(name)["instances"] if state is None or i["state"] == state]
 
+    def wait_versions(self, name: str, versions: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+        """Wait until every instance of NAME runs one of VERSIONS. A finished rollout has retired the old
+        release's instances, but they may still be draining and stopping for their grace period."""
+        return wait_for(lambda: (lambda found: found if {i["version"] for i in found} == versions else None)(
+            self.instances(name)), timeout=timeout, interval=0.2, what=f"{name} on {', '.join(sorted(versions))} only")
+
     def control_pid(self) -> int:
         return int(json.loads((self.state_dir / "control.json").read_text())["pid"])
 

@@ -69,7 +69,7 @@ def test_a_canary_that_does_not_fit_says_so_at_once_moves_no_traffic_and_goes_on
     with Load(endpoint_port(cp, "alpha")) as load:
         follow = cp.cli("rollout", "status", "alpha", "--timeout", "60")
     assert follow.returncode == 0 and "complete" in follow.stdout and load.result.failures == []
-    assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"}
+    cp.wait_versions("alpha", {"2.0.0"})
 
 
 def test_two_environments_share_the_machine_through_the_ledger(planes, private_capacity_ledger):

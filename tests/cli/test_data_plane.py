@@ -166,7 +166,7 @@ def test_rollout_undo_goes_back_under_load_until_the_spec_changes(plane):
     write_project(cp.project, [probe_service("alpha", replicas=2, version="3.0.0")])
     cp.cli("apply")  # the spec moved on: the pin is dropped and 3.0.0 rolls out
     cp.cli("rollout", "status", "alpha")
-    assert {i["version"] for i in cp.instances("alpha")} == {"3.0.0"}
+    cp.wait_versions("alpha", {"3.0.0"})
     assert not [c for c in cp.status()["conditions"] if c["type"] == "InSync"]
 
 

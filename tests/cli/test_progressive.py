@@ -43,7 +43,7 @@ def test_a_healthy_canary_moves_through_its_steps_and_promotes_without_a_failed_
     assert [d["weight"] for d in analyses if d["verdict"] == "pass"][:2] == [20, 50]
     first_pass = next(d for d in analyses if d["verdict"] == "pass")  # a loaded machine may hold once first
     assert first_pass["checks"][0]["check"].startswith("successRate") and first_pass["window"]["canary"]["requests"] >= 10
-    assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"} and len(cp.instances("alpha")) == 2
+    assert len(cp.wait_versions("alpha", {"2.0.0"})) == 2
     assert "last decision: analysis passed at" in follow.stdout
     events = json.loads(cp.cli("events", "-o", "json").stdout)
     passed = [e for e in events if e["reason"] == "AnalysisPassed"]
@@ -148,7 +148,7 @@ def test_too_little_traffic_holds_header_matches_reach_the_canary_and_mirroring_
     promoted = cp.cli("rollout", "promote", "alpha", "--full")
     assert "promoting" in promoted.stdout
     cp.cli("rollout", "status", "alpha")
-    assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"}
+    cp.wait_versions("alpha", {"2.0.0"})
 
 
 def blue_green(version: str = "1.0.0", **strategy: Any) -> dict[str, Any]:
@@ -183,7 +183,7 @@ def test_blue_green_previews_switches_in_one_step_and_undoes_at_once(plane):
         assert load.result.versions["2.0.0"] - green_count <= 8
     assert load.result.failures == []
     cp.cli("rollout", "status", "alpha")
-    assert {i["version"] for i in cp.instances("alpha")} == {"1.0.0"}
+    cp.wait_versions("alpha", {"1.0.0"})
 
 
 def test_gates_fail_a_rollout_or_wait_for_approval(plane):
@@ -204,7 +204,7 @@ def test_gates_fail_a_rollout_or_wait_for_approval(plane):
     assert cp.service("alpha")["rollout"]["decisions"][-1]["verdict"] == "waiting"
     cp.cli("rollout", "approve", "alpha")
     cp.cli("rollout", "status", "alpha")
-    assert {i["version"] for i in cp.instances("alpha")} == {"3.0.0"}
+    cp.wait_versions("alpha", {"3.0.0"})
 
 
 def test_a_prometheus_query_on_envoys_own_metrics_decides_the_canary(plane, tmp_path):
@@ -220,7 +220,7 @@ def test_a_prometheus_query_on_envoys_own_metrics_decides_the_canary(plane, tmp_
     checks = [c for d in decisions(cp) if d["kind"] == "analysis" for c in d["checks"]]
     passed = [c for c in checks if c["verdict"] == "pass"]
     assert passed and passed[-1]["inputs"]["value"] >= 5 and "alpha_" in passed[-1]["inputs"]["query"]
-    assert {i["version"] for i in cp.instances("alpha")} == {"2.0.0"}
+    cp.wait_versions("alpha", {"2.0.0"})
 
 
 def test_a_canary_without_traffic_says_so_once_and_fails_at_the_progress_deadline(plane):
