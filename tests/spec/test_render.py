@@ -269,3 +269,11 @@ def test_a_field_in_error_takes_no_part_in_the_checks_across_services(shop: Shop
     shop.edit(CATALOG, 'version: "1.0.0"', "version: [1]")  # and so is a field without a default
     problems = check(shop.root, "dev")
     assert sorted(p.field for p in problems) == ["services.catalog.endpoint.port", "version"], problems
+
+
+def test_two_errors_in_one_list_still_leave_the_service_in_the_checks_across_services(shop: ShopCopy) -> None:
+    shop.edit(FRONTEND, "needs: [catalog, orders]", "needs: [[catalog], [orders]]")
+    shop.edit(DEV, "port: 8102", "port: 8100")
+    problems = check(shop.root, "dev")
+    assert sorted(p.field for p in problems) == ["needs[0]", "needs[1]", "services.orders.endpoint.port"], problems
+    assert any("port 8100 is already the endpoint of `frontend`" in str(p) for p in problems)

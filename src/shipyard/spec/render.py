@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -194,15 +195,14 @@ def _salvage(data: dict[str, Any], error: ValidationError) -> Service | None:
     a problem is never rendered, but one typo should not hide a port clash in the same file."""
     pruned = copy.deepcopy(data)
     for detail in error.errors():
-        path = list(detail["loc"])
-        if any(isinstance(part, int) for part in path):
-            path = path[:next(i for i, part in enumerate(path) if isinstance(part, int))]  # the whole list
+        path = list(itertools.takewhile(lambda part: not isinstance(part, int), detail["loc"]))  # a list goes whole
+        if not path:
+            return None  # an error of the whole model
         parent: Any = pruned
         for part in path[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None
-        if not path or not isinstance(parent, dict) or path[-1] not in parent:
-            return None  # an error of the whole model, or one not tied to a field of the data
-        del parent[path[-1]]
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)  # absent: a missing field, or a list another error already removed
     try:
         return Service.model_validate(pruned, by_name=False)
     except ValidationError:
